@@ -276,3 +276,27 @@ def check_steps(problem: Problem, text: str) -> CheckReport:
     first_error = next((i for i, t in enumerate(truths) if not t.correct), -1)
     answer = extract_answer(text)
     return CheckReport(tuple(truths), first_error, answer, answer == problem.answer)
+
+
+class ArithTask:
+    """The testbed as a :class:`~rewardlab.tasks.base.Task`: exact answers, exact step truth."""
+
+    name = TASK
+    segmentation = "lines"
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_answer(text)
+
+    def same_answer(self, a: str, b: str) -> bool:
+        return a == b
+
+    def is_correct(self, problem: Problem, answer: str | None) -> bool:
+        return answer is not None and answer == problem.answer
+
+    def annotate(self, problem: Problem, text: str) -> dict[str, Any]:
+        """Step truth: ``steps`` as ``{text, parsed, valid, on_track, reason}`` and ``first_error``."""
+        report = check_steps(problem, text)
+        return {
+            "steps": [t.as_dict() for t in report.steps],
+            "first_error": report.first_error,
+        }

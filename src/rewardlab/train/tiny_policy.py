@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
+from rewardlab.policies.prompts import plain_prompt
+
 EOS = "<|endoftext|>"
 PAD = "<pad>"
 
@@ -46,11 +47,8 @@ class TinyPolicyConfig:
     operand_digits: int = 2
     eval_every_min: float = 10.0
     eval_problems_per_bin: int = 40
-
-
-def plain_prompt(question: str) -> str:
-    """The prompt format for models without a chat template (the tiny policy's format)."""
-    return PROMPT_TEMPLATE.format(question=question)
+    tokenizer_corpus: int = 5000  # problems the BPE tokenizer is trained on
+    init_from: str | None = None  # continue from a saved checkpoint (its tokenizer too)
 
 
 def corpus(n: int, seed: int, cfg: TinyPolicyConfig) -> Iterator[str]:
@@ -82,7 +80,7 @@ def build_tokenizer(cfg: TinyPolicyConfig, out_dir: Path) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus(5000, cfg.seed + 1, cfg), trainer=trainer)
+    tok.train_from_iterator(corpus(cfg.tokenizer_corpus, cfg.seed + 1, cfg), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=PAD, padding_side="left"
     )
@@ -198,8 +196,16 @@ def train(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    tokenizer = build_tokenizer(cfg, out_dir)
-    model = build_model(cfg, tokenizer)
+    if cfg.init_from:
+        from transformers import AutoTokenizer, LlamaForCausalLM
+
+        tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
+        tokenizer.save_pretrained(out_dir)
+        model = LlamaForCausalLM.from_pretrained(cfg.init_from, local_files_only=True)
+        model.train()
+    else:
+        tokenizer = build_tokenizer(cfg, out_dir)
+        model = build_model(cfg, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"tiny policy: {n_params / 1e6:.2f}M parameters, vocab {len(tokenizer)}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -243,7 +249,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         step += 1
         if step % 100 == 0:
             log(f"step {step} loss {sum(losses[-100:]) / min(100, len(losses)):.4f} "

@@ -1,0 +1,92 @@
+"""Plots for people: accuracy against compute, overall and per difficulty.
+
+matplotlib is used with the non-interactive Agg backend, chosen inside the functions (never at
+import time), so importing this module changes no global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ORACLE = "pass"
+
+
+def _curve_key(row: dict[str, Any]) -> str:
+    return row["strategy"] if row["reward"] in ("", "-") else f"{row['strategy']} ({row['reward']})"
+
+
+def _series(rows: Sequence[dict[str, Any]], difficulty: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if str(r["difficulty"]) == difficulty:
+            out.setdefault(_curve_key(r), []).append(r)
+    for pts in out.values():
+        pts.sort(key=lambda r: r["n"])
+    return out
+
+
+def _draw(ax: Any, series: dict[str, list[dict[str, Any]]], title: str) -> None:
+    import itertools
+
+    colors = itertools.cycle([f"C{i}" for i in range(10)])
+    for name, pts in sorted(series.items(), key=lambda kv: (kv[0].startswith(ORACLE), kv[0])):
+        x = [p["flops"] for p in pts]
+        y = [p["accuracy"] for p in pts]
+        lo = [p["ci_low"] for p in pts]
+        hi = [p["ci_high"] for p in pts]
+        if name.startswith(ORACLE):
+            ax.plot(x, y, "k--", lw=1.5, label=f"{name} (oracle ceiling)")
+            continue
+        color = next(colors)
+        ax.plot(x, y, "-o", ms=3, lw=1.5, color=color, label=name)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
+    """Accuracy vs FLOPs per problem (log x), one line per strategy, 95% CI bands, oracle dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    _draw(ax, _series(rows, "all"), title)
+    ax.set_xlabel("FLOPs per problem (policy + verifier)")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def plot_by_difficulty(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """One panel per difficulty bin (None when the task has no bins)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    bins = sorted({str(r["difficulty"]) for r in rows} - {"all"}, key=lambda b: (len(b), b))
+    if not bins:
+        return None
+    cols = min(4, len(bins))
+    nrows = (len(bins) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3.3 * nrows), squeeze=False)
+    for ax, b in zip(axes.flat, bins, strict=False):
+        _draw(ax, _series(rows, b), f"difficulty {b}")
+        ax.set_xlabel("FLOPs per problem", fontsize=8)
+    for ax in list(axes.flat)[len(bins) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,189 @@
+"""Sample a pool of N candidates per problem once, through the store, resumably.
+
+The pool is the input of every offline strategy: sample once, score once, then answer every
+later question (another strategy, another budget) without a model call.
+
+Determinism and resume: problems are cut into fixed chunks (by their position in the list).
+Each chunk is sampled with a seed derived from the base seed and the chunk's content, and
+stored in ONE transaction. A run killed at any point therefore loses at most the chunk in
+flight; re-running samples exactly the missing chunks with the same seeds, so the resumed pool
+equals the pool of an uninterrupted run, with no duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rewardlab.policies.base import Policy
+from rewardlab.steps import segment
+from rewardlab.store import SampleStore, request_key
+from rewardlab.tasks.base import Task
+from rewardlab.types import Candidate, Completion, Problem, Sampling, Score
+
+Progress = Callable[[int, int], None]
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A 31-bit seed derived from a base seed and any parts (stable across runs/platforms)."""
+    h = hashlib.sha256(repr((base, *parts)).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def make_candidate(
+    task: Task, problem: Problem, completion: Completion, index: int, policy: str
+) -> Candidate:
+    """Turn a policy completion into a checked candidate (steps, answer, correctness, truth)."""
+    answer = task.extract_answer(completion.text)
+    meta: dict[str, Any] = {
+        "policy": policy,
+        "correct": task.is_correct(problem, answer),
+        "finish_reason": completion.finish_reason,
+        **task.annotate(problem, completion.text),
+    }
+    return Candidate(
+        problem_id=problem.id,
+        text=completion.text,
+        steps=segment(completion.text, task.segmentation),
+        answer=answer,
+        prompt_tokens=completion.prompt_tokens,
+        generated_tokens=completion.generated_tokens,
+        logprobs=completion.logprobs,
+        segmentation=task.segmentation,
+        index=index,
+        meta=meta,
+    )
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """How a pool is sampled: candidates per problem, sampling params, problems per chunk."""
+
+    n: int
+    sampling: Sampling = Sampling()
+    chunk_problems: int = 4
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.chunk_problems < 1:
+            raise ValueError(f"chunk_problems must be >= 1, got {self.chunk_problems}")
+
+
+def sample_pool(
+    problems: Sequence[Problem],
+    task: Task,
+    policy: Policy,
+    spec: PoolSpec,
+    store: SampleStore,
+    progress: Progress | None = None,
+) -> list[list[Candidate]]:
+    """Return ``spec.n`` candidates for every problem, sampling only what the store lacks."""
+    keys = [request_key(p, policy.name, spec.sampling) for p in problems]
+    size = spec.chunk_problems
+    done = 0
+    for start in range(0, len(problems), size):
+        chunk = list(range(start, min(start + size, len(problems))))
+        by_start: dict[int, list[int]] = {}
+        for i in chunk:
+            missing = store.missing(keys[i], spec.n)
+            if missing:
+                by_start.setdefault(missing[0], []).append(i)
+        batches: dict[str, list[Candidate]] = {}
+        for first, members in sorted(by_start.items()):
+            seed = derive_seed(spec.sampling.seed, [keys[i] for i in members], first)
+            prompts = [policy.format_prompt(problems[i].question) for i in members]
+            completions = policy.sample(prompts, spec.n - first, replace(spec.sampling, seed=seed))
+            for i, comps in zip(members, completions, strict=True):
+                batches[keys[i]] = [
+                    make_candidate(task, problems[i], c, first + j, policy.name)
+                    for j, c in enumerate(comps)
+                ]
+        if batches:
+            store.put_many(batches)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(problems))
+    return [store.candidates(k, spec.n) for k in keys]
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """pass@1 (mean correctness) and pass@n (any correct) by difficulty, plus token means."""
+
+    rows: tuple[tuple[str, int, float, float, float], ...]  # difficulty, problems, p@1, p@n, tok
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [
+            {"difficulty": d, "problems": p, "pass@1": a, "pass@n": b, "mean_generated_tokens": t}
+            for d, p, a, b, t in self.rows
+        ]
+
+
+def summarize(problems: Sequence[Problem], pool: Sequence[Sequence[Candidate]]) -> PoolSummary:
+    """Summarise a pool by ``problem.meta['difficulty']`` (or ``all``)."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault(str(p.meta.get("difficulty", "all")), []).append(i)
+    groups_sorted = sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0]))
+    if len(groups) > 1:
+        groups_sorted.append(("all", list(range(len(problems)))))
+    rows = []
+    for name, idx in groups_sorted:
+        correct = [[bool(c.meta.get("correct")) for c in pool[i]] for i in idx]
+        tokens = [c.generated_tokens for i in idx for c in pool[i]]
+        rows.append(
+            (
+                name,
+                len(idx),
+                float(np.mean([np.mean(c) for c in correct])),
+                float(np.mean([any(c) for c in correct])),
+                float(np.mean(tokens)) if tokens else 0.0,
+            )
+        )
+    return PoolSummary(tuple(rows))
+
+
+def score_pool(
+    reward: Any,
+    problems: Sequence[Problem],
+    pool: Sequence[Sequence[Candidate]],
+    keys: Sequence[str],
+    store: SampleStore,
+    *,
+    step: bool = False,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> list[list[Score]]:
+    """Scores of ``reward`` for every candidate, computing (and storing) only what is missing.
+
+    ``keys[i]`` is the store request key of ``pool[i]``. With ``step=True`` the reward's
+    ``score_steps`` is used (a process reward) and stored under ``<name>#steps``.
+    """
+    label = f"{reward.name}#steps" if step else str(reward.name)
+    flat = [(i, c) for i, row in enumerate(pool) for c in row]
+    stored = store.scores(label, [(keys[i], c.index) for i, c in flat])
+    todo = [j for j, s in enumerate(stored) if s is None]
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        probs = [problems[flat[j][0]] for j in batch]
+        cands = [flat[j][1] for j in batch]
+        fn = reward.score_steps if step else reward.score
+        new = fn(probs, cands)
+        if len(new) != len(batch):
+            raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(batch)}")
+        store.put_scores(label, [(keys[flat[j][0]], flat[j][1].index, s)
+                                 for j, s in zip(batch, new, strict=True)])
+        for j, s in zip(batch, new, strict=True):
+            stored[j] = s
+        if progress is not None:
+            progress(min(start + batch_size, len(todo)), len(todo))
+    out: list[list[Score]] = [[] for _ in pool]
+    for (i, _), s in zip(flat, stored, strict=True):
+        assert s is not None
+        out[i].append(s)
+    return out
