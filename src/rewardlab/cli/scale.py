@@ -68,5 +68,5 @@ def scale(
     result = run_scale(cfg, out, progress=progress_bar)
     title = f"rewardlab scale — {cfg.task if not cfg.pool_file else cfg.pool_file}"
     paths = write_report(result, out, title)
-    console.print(markdown_table(result["rows"]))
+    typer.echo(markdown_table(result["rows"]))
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")

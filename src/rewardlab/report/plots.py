@@ -14,7 +14,7 @@ ORACLE = "pass"
 
 
 def _curve_key(row: dict[str, Any]) -> str:
-    return row["strategy"] if row["reward"] in ("", "-") else f"{row['strategy']} ({row['reward']})"
+    return str(row["strategy"])  # names already carry the reward, e.g. bon[prm:last]
 
 
 def _series(rows: Sequence[dict[str, Any]], difficulty: str) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,49 @@
+"""The ``rewardlab`` command line: every job behind one typer app.
+
+Run ``rewardlab --help`` for the list of commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from rewardlab.cli import sample as sample_cmd
+from rewardlab.cli import scale as scale_cmd
+from rewardlab.cli import train_policy as train_policy_cmd
+
+app = typer.Typer(
+    name="rewardlab",
+    help="Reward models and verifiers for LLM reasoning: sample, score, search, label, train, eval.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("sample", help=sample_cmd.HELP)(sample_cmd.sample)
+app.command("train-policy", help=train_policy_cmd.HELP)(train_policy_cmd.train_policy)
+app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
+
+
+@app.command("demo", help="The main job on the built-in default: `rewardlab scale` on the testbed.")
+def demo() -> None:
+    scale_cmd.scale(
+        name="default", resume=None, task=None, policy=None, pool=None, policy_params=None,
+        n_max=None, problems=None, difficulty=None, rewards=None, strategies=None, seed=None,
+        quick=False, runs_dir=scale_cmd.Path("runs"),
+    )
+
+
+def _mount_optional() -> None:
+    """Sub-apps are mounted here (kept as functions so importing the CLI stays cheap)."""
+    from rewardlab.cli.sandbox import sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox", help="Run untrusted code in the sandbox; check it.")
+
+
+try:
+    _mount_optional()
+except ImportError:  # pragma: no cover - sandbox module not yet present
+    pass
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
