@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+from pathlib import Path
+
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -39,3 +41,11 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama (hidden 32, 2 layers, tiny-policy tokenizer) saved to a temp dir."""
+    from tinymodels import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))

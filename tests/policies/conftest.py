@@ -7,13 +7,6 @@ from pathlib import Path
 import pytest
 
 from rewardlab.policies.hf import HFPolicy
-from tinymodels import build_tiny_llama
-
-
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama (hidden 32, 2 layers, tiny-policy tokenizer) saved to a temp dir."""
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
 
 
 @pytest.fixture(scope="session")

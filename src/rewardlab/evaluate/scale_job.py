@@ -128,6 +128,15 @@ def _load_imported(cfg: ScaleConfig, store: SampleStore) -> _Loaded:
     return _Loaded(MathTask(), problems, pool, keys, int(cfg.policy_params or 0), name)
 
 
+def check_imported_labels(loaded: _Loaded) -> list[dict[str, Any]]:
+    """Disagreements between imported ``is_correct`` labels and Math-Verify's verdict."""
+    from rewardlab.rewards.math_answer import MathVerifyReward
+    from rewardlab.tasks.pool_import import label_disagreements
+
+    found = label_disagreements(loaded.problems, loaded.pool, MathVerifyReward().score)
+    return [asdict(d) for d in found]
+
+
 def imported_scores(pool: Sequence[Sequence[Candidate]]) -> dict[str, list[list[Score]]]:
     """Per-candidate scores that came with an imported pool (``meta["scores"]``)."""
     names = sorted({k for row in pool for c in row for k in c.meta.get("scores", {})})
@@ -159,8 +168,12 @@ def run_scale(
     steps: dict[str, list[list[Score]]] = {}
     costs: dict[str, VerifierCost] = {}
     prompt_tok, gen_tok = token_arrays(loaded.pool)
+    skipped: dict[str, str] = {}
+    disagreements: list[dict[str, Any]] | None = None
     if cfg.pool_file:
         outcome.update(imported_scores(loaded.pool))
+        disagreements = check_imported_labels(loaded)
+        dump_json(out / "label_disagreements.json", disagreements)
     for spec in cfg.rewards:
         reward = load_reward(spec)
         is_step = hasattr(reward, "score_steps") and not hasattr(reward, "score")
@@ -174,6 +187,10 @@ def run_scale(
                 step=is_step,
                 progress=update,
             )
+        if all(s.value is None for row in scores for s in row):
+            reasons = {str(s.info.get("reason")) for row in scores for s in row}
+            skipped[reward.name] = "no candidate could be graded: " + ", ".join(sorted(reasons))
+            continue
         (steps if is_step else outcome)[reward.name] = scores
         params = int(getattr(reward, "params", 0))
         costs[reward.name] = VerifierCost(
@@ -208,7 +225,9 @@ def run_scale(
         "n_max": n,
         "ks": ks,
         "strategies": [s.name for s in strategies],
-        "rewards": {k: {"params": v.params} for k, v in costs.items()},
+        "rewards": {k: {"params": v.params} for k, v in costs.items() if k not in skipped},
+        "skipped_rewards": skipped,
+        "imported_label_disagreements": None if disagreements is None else len(disagreements),
         "versions": _versions(),
         "wall_seconds": round(time.monotonic() - t0, 2),
         "accuracy": {

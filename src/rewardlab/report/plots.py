@@ -27,12 +27,17 @@ def _series(rows: Sequence[dict[str, Any]], difficulty: str) -> dict[str, list[d
     return out
 
 
-def _draw(ax: Any, series: dict[str, list[dict[str, Any]]], title: str) -> None:
+def x_key(rows: Sequence[dict[str, Any]]) -> str:
+    """Plot against FLOPs when they are known, else against samples per problem (n)."""
+    return "flops" if any(r["flops"] > 0 for r in rows) else "n"
+
+
+def _draw(ax: Any, series: dict[str, list[dict[str, Any]]], title: str, xk: str = "flops") -> None:
     import itertools
 
     colors = itertools.cycle([f"C{i}" for i in range(10)])
     for name, pts in sorted(series.items(), key=lambda kv: (kv[0].startswith(ORACLE), kv[0])):
-        x = [p["flops"] for p in pts]
+        x = [p[xk] for p in pts]
         y = [p["accuracy"] for p in pts]
         lo = [p["ci_low"] for p in pts]
         hi = [p["ci_high"] for p in pts]
@@ -56,8 +61,12 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    _draw(ax, _series(rows, "all"), title)
-    ax.set_xlabel("FLOPs per problem (policy + verifier)")
+    xk = x_key(rows)
+    _draw(ax, _series(rows, "all"), title, xk)
+    ax.set_xlabel(
+        "FLOPs per problem (policy + verifier)" if xk == "flops"
+        else "candidates per problem (n; no token counts, so no FLOPs)"
+    )
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -79,9 +88,10 @@ def plot_by_difficulty(rows: Sequence[dict[str, Any]], path: Path) -> Path | Non
     cols = min(4, len(bins))
     nrows = (len(bins) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3.3 * nrows), squeeze=False)
+    xk = x_key(rows)
     for ax, b in zip(axes.flat, bins, strict=False):
-        _draw(ax, _series(rows, b), f"difficulty {b}")
-        ax.set_xlabel("FLOPs per problem", fontsize=8)
+        _draw(ax, _series(rows, b), f"difficulty {b}", xk)
+        ax.set_xlabel("FLOPs per problem" if xk == "flops" else "n", fontsize=8)
     for ax in list(axes.flat)[len(bins) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()

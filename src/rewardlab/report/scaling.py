@@ -76,6 +76,14 @@ def write_report(result: dict[str, Any], out: Path, title: str) -> dict[str, Pat
         f"Policy FLOPs per problem (majority vote, no verifier): {flops_line(rows)}.",
         "",
     ]
+    for name, why in summary.get("skipped_rewards", {}).items():
+        parts += [f"- reward `{name}` skipped: {why}.", ""]
+    if summary.get("imported_label_disagreements") is not None:
+        parts += [
+            f"- imported `is_correct` labels that Math-Verify disagrees with: "
+            f"{summary['imported_label_disagreements']} (listed in label_disagreements.json).",
+            "",
+        ]
     if by_diff is not None:
         parts += ["## By difficulty", "", "![per difficulty](scaling_by_difficulty.png)", ""]
         for b in bins:

@@ -1,0 +1,99 @@
+"""The command line end to end through typer's runner, with a tiny model built in the test."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rewardlab.cli.main import app
+
+runner = CliRunner()
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("sample", "scale", "demo", "train-policy"):
+        assert cmd in result.output
+
+
+def test_sample_writes_pool_with_step_truth_and_resumes(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pool"
+    args = ["sample", "--out", str(out), "--policy", str(tiny_llama_dir), "--problems", "4",
+            "--n", "3", "--difficulty", "1-2", "--max-new-tokens", "40"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    rows = [json.loads(x) for x in (out / "pool.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    for r in rows:
+        assert {"text", "steps", "first_error", "correct", "generated_tokens"} <= set(r)
+        assert all({"text", "parsed", "valid", "on_track"} <= set(s) for s in r["steps"])
+        assert r["first_error"] in (-1, *range(len(r["steps"])))
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["difficulty"] for row in summary["rows"]] == ["1", "2", "all"]
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0
+    assert (out / "pool.jsonl").read_text().splitlines() == [json.dumps(r, ensure_ascii=False)
+                                                              for r in rows]
+
+
+def test_sample_rejects_bad_range(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sample", "--out", str(tmp_path), "--difficulty", "5-2"])
+    assert result.exit_code != 0
+    assert "empty range" in result.output
+
+
+def _check_run(out: Path) -> list[dict[str, str]]:
+    for f in ("curves.csv", "summary.json", "report.md", "scaling.png", "pool.sqlite"):
+        assert (out / f).exists(), f
+    with (out / "curves.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["strategy", "reward", "difficulty", "n", "tokens", "flops",
+                             "accuracy", "ci_low", "ci_high"]
+    for r in rows:
+        assert float(r["ci_low"]) - 1e-9 <= float(r["accuracy"]) <= float(r["ci_high"]) + 1e-9
+    json.loads((out / "summary.json").read_text())
+    assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    return rows
+
+
+def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    args = ["scale", "--quick", "--policy", str(tiny_llama_dir), "--runs-dir", str(tmp_path),
+            "--name", "q", "--problems", "4", "--n-max", "4", "--difficulty", "1-2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = _check_run(tmp_path / "q")
+    strategies = {r["strategy"] for r in rows}
+    assert {"pass", "maj", "bon[logprob]"} <= strategies
+    assert {r["difficulty"] for r in rows} == {"all", "1", "2"}
+    # pass@k is the ceiling of every strategy at the same n
+    acc = {(r["strategy"], r["difficulty"], r["n"]): float(r["accuracy"]) for r in rows}
+    for (s, d, n), a in acc.items():
+        assert a <= acc[("pass", d, n)] + 1e-9
+    # resume: a new strategy on the stored pool needs no sampling and keeps the pool
+    before = (tmp_path / "q" / "pool.sqlite").stat().st_size
+    again = runner.invoke(app, ["scale", "--resume", str(tmp_path / "q"),
+                                "--strategies", "maj,bon:logprob"])
+    assert again.exit_code == 0, again.output
+    assert {r["strategy"] for r in _check_run(tmp_path / "q")} == {"maj", "bon[logprob]"}
+    assert (tmp_path / "q" / "pool.sqlite").stat().st_size >= before
+
+
+@pytest.mark.slow
+def test_scale_on_an_imported_real_pool(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["scale", "--pool", str(ASSETS / "gsm8k_model_solutions_excerpt.jsonl"),
+                                 "--runs-dir", str(tmp_path), "--name", "imp"])
+    assert result.exit_code == 0, result.output
+    rows = _check_run(tmp_path / "imp")
+    assert {r["strategy"] for r in rows} == {"pass", "maj"}  # no logprobs came with the pool
+    assert {r["n"] for r in rows} == {"1", "2", "4"}
+    summary = json.loads((tmp_path / "imp" / "summary.json").read_text())
+    assert "logprob" in summary["skipped_rewards"]
+    assert summary["imported_label_disagreements"] == 0
+    assert json.loads((tmp_path / "imp" / "label_disagreements.json").read_text()) == []
+    assert "Math-Verify disagrees with: 0" in (tmp_path / "imp" / "report.md").read_text()
