@@ -40,10 +40,7 @@ def _mount_optional() -> None:
     app.add_typer(sandbox_app, name="sandbox", help="Run untrusted code in the sandbox; check it.")
 
 
-try:
-    _mount_optional()
-except ImportError:  # pragma: no cover - sandbox module not yet present
-    pass
+_mount_optional()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,114 @@
+"""The private root of the ``isolated`` level: a read-only tmpfs with the system directories
+and the interpreter bound in, minimal ``/etc`` and ``/dev``, a fresh ``/proc``, a size-capped
+tmpfs ``/work`` holding the program's files and a private ``/dev/shm``; then ``pivot_root``.
+
+Run by the supervisor's namespace init (root, in fresh mount/pid namespaces) before anything
+untrusted starts. Stand-alone: imported without ``rewardlab`` on the path.
+"""
+
+from __future__ import annotations
+
+import os
+
+import _linux
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Job = dict[str, Any]
+
+WORK = "/work"  # the program's directory inside the private root
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def bind(src: str, dst: str, writable: bool = False, device: bool = False) -> None:
+    if os.path.isdir(src):
+        os.makedirs(dst, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        open(dst, "a").close()
+    _linux.mount(src, dst, None, _linux.MS_BIND)
+    flags = _linux.MS_REMOUNT | _linux.MS_BIND | _linux.MS_NOSUID
+    flags |= _linux.MS_NOEXEC if device else _linux.MS_NODEV
+    if not writable:
+        flags |= _linux.MS_RDONLY
+    _linux.mount(None, dst, None, flags)
+
+
+def build_root(job: Job) -> None:
+    """Mount a fresh tmpfs root with read-only system dirs, /dev, /proc and a capped /work."""
+    root, fs = job["root"], job["fs"]
+    _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
+    _linux.mount("tmpfs", root, "tmpfs", _linux.MS_NOSUID | _linux.MS_NODEV, "size=4m,mode=0755")
+    for src in fs["binds"]:
+        dst = root + src
+        if os.path.islink(src):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.symlink(os.readlink(src), dst)
+        elif os.path.exists(src):
+            bind(src, dst)
+    os.makedirs(root + "/dev", exist_ok=True)
+    for dev in _DEVICES:
+        if os.path.exists("/dev/" + dev):
+            bind("/dev/" + dev, f"{root}/dev/{dev}", writable=True, device=True)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        os.symlink(target, f"{root}/dev/{name}")
+    os.symlink("/proc/self/fd/1", f"{root}/dev/stdout")
+    os.symlink("/proc/self/fd/2", f"{root}/dev/stderr")
+    os.makedirs(root + "/dev/shm", exist_ok=True)  # private: POSIX semaphores (multiprocessing)
+    _linux.mount(
+        "tmpfs",
+        root + "/dev/shm",
+        "tmpfs",
+        _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC,
+        f"size={max(fs['disk_bytes'] // 4, 1 << 20)},nr_inodes=256,mode=1777",
+    )
+    os.makedirs(root + "/etc", exist_ok=True)
+    for src in ("/etc/ld.so.cache", "/etc/localtime"):
+        if os.path.exists(src):
+            bind(os.path.realpath(src), root + src)
+    uid, gid = job["uid"] or 0, job["gid"] or 0
+    with open(root + "/etc/passwd", "w") as f:
+        f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{uid}:{gid}::{WORK}:/bin/false\n")
+    with open(root + "/etc/group", "w") as f:
+        f.write(f"root:x:0:\nsandbox:x:{gid}:\n")
+    os.makedirs(root + "/proc", exist_ok=True)
+    proc_flags = _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC
+    for opts in ("hidepid=invisible,subset=pid", "hidepid=2", ""):
+        try:
+            _linux.mount("proc", root + "/proc", "proc", proc_flags, opts)
+            break
+        except OSError:
+            if not opts:
+                raise
+    os.makedirs(root + WORK, exist_ok=True)
+    _linux.mount(
+        "tmpfs",
+        root + WORK,
+        "tmpfs",
+        _linux.MS_NOSUID | _linux.MS_NODEV,
+        f"size={fs['disk_bytes']},nr_inodes=4096,mode=0700,uid={uid},gid={gid}",
+    )
+    copy_tree(job["workdir"], root + WORK, uid, gid)
+    _linux.mount(None, root, None, _linux.MS_REMOUNT | _linux.MS_RDONLY | _linux.MS_NOSUID)
+    os.chdir(root)
+    _linux.pivot_root(".", ".")
+    _linux.umount2(".", _linux.MNT_DETACH)
+    os.chdir("/")
+    _linux.sethostname("sandbox")
+
+
+def copy_tree(src: str, dst: str, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        target = dst if rel == "." else os.path.join(dst, rel)
+        for d in dirnames:
+            os.makedirs(os.path.join(target, d), exist_ok=True)
+            os.chown(os.path.join(target, d), uid, gid)
+        for name in filenames:
+            out = os.path.join(target, name)
+            with open(os.path.join(dirpath, name), "rb") as fin, open(out, "wb") as fout:
+                while block := fin.read(1 << 20):
+                    fout.write(block)
+            os.chown(out, uid, gid)
