@@ -7,10 +7,22 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rewardlab"
 RANK = {
-    "types": 0, "steps": 0, "compute": 0, "store": 0,
-    "tasks": 1, "policies": 1, "rewards": 1, "sandbox": 1,
-    "search": 2, "evaluate": 2, "label": 2, "train": 2, "integrations": 2,
-    "cli": 3, "report": 3, "serve": 3,
+    "types": 0,
+    "steps": 0,
+    "compute": 0,
+    "store": 0,
+    "tasks": 1,
+    "policies": 1,
+    "rewards": 1,
+    "sandbox": 1,
+    "search": 2,
+    "evaluate": 2,
+    "label": 2,
+    "train": 2,
+    "integrations": 2,
+    "cli": 3,
+    "report": 3,
+    "serve": 3,
 }
 
 
@@ -22,11 +34,18 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text())
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rewardlab."):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("rewardlab.")
+        ):
             found.append((node.lineno, node.module.split(".")[1]))
         elif isinstance(node, ast.Import):
-            found += [(node.lineno, a.name.split(".")[1]) for a in node.names
-                      if a.name.startswith("rewardlab.")]
+            found += [
+                (node.lineno, a.name.split(".")[1])
+                for a in node.names
+                if a.name.startswith("rewardlab.")
+            ]
     return found
 
 

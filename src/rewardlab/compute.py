@@ -1,4 +1,4 @@
-"""The compute ledger: tokens and FLOPs spent, per model, so any result can be plotted against compute.
+"""The compute ledger: tokens and FLOPs spent per model, so results plot against compute.
 
 FLOPs default to the forward-pass estimate ``2 * params * tokens`` (Kaplan et al.; Snell et al.
 2024, "Scaling LLM test-time compute optimally", use the same inference cost), unless a backend

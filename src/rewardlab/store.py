@@ -130,9 +130,11 @@ class SampleStore:
             db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-        found = self._conn().execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'"
-        ).fetchone()[0]
+        found = (
+            self._conn()
+            .execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            .fetchone()[0]
+        )
         if int(found) != SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path}: store schema version {found}, this rewardlab reads {SCHEMA_VERSION}"
@@ -204,9 +206,7 @@ class SampleStore:
             yield req, candidate_from_json(payload)
 
     # ---------------------------------------------------------------------------- scores
-    def put_scores(
-        self, reward: str, items: Iterable[tuple[str, int, Score]]
-    ) -> int:
+    def put_scores(self, reward: str, items: Iterable[tuple[str, int, Score]]) -> int:
         """Store ``(request, index, score)`` triples for ``reward`` atomically."""
         rows = [(req, idx, reward, score_to_json(s)) for req, idx, s in items]
         with self._conn() as db:
@@ -222,7 +222,8 @@ class SampleStore:
             chunk = requests[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for req, idx, payload in self._conn().execute(
-                f"SELECT request, idx, payload FROM scores WHERE reward = ? AND request IN ({marks})",
+                "SELECT request, idx, payload FROM scores "
+                f"WHERE reward = ? AND request IN ({marks})",
                 (reward, *chunk),
             ):
                 found[(req, idx)] = score_from_json(payload)

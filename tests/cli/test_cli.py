@@ -22,10 +22,25 @@ def test_help_lists_every_command() -> None:
         assert cmd in result.output
 
 
-def test_sample_writes_pool_with_step_truth_and_resumes(tiny_llama_dir: Path, tmp_path: Path) -> None:
+def test_sample_writes_pool_with_step_truth_and_resumes(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "pool"
-    args = ["sample", "--out", str(out), "--policy", str(tiny_llama_dir), "--problems", "4",
-            "--n", "3", "--difficulty", "1-2", "--max-new-tokens", "40"]
+    args = [
+        "sample",
+        "--out",
+        str(out),
+        "--policy",
+        str(tiny_llama_dir),
+        "--problems",
+        "4",
+        "--n",
+        "3",
+        "--difficulty",
+        "1-2",
+        "--max-new-tokens",
+        "40",
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     rows = [json.loads(x) for x in (out / "pool.jsonl").read_text().splitlines()]
@@ -38,8 +53,9 @@ def test_sample_writes_pool_with_step_truth_and_resumes(tiny_llama_dir: Path, tm
     assert [row["difficulty"] for row in summary["rows"]] == ["1", "2", "all"]
     again = runner.invoke(app, args)
     assert again.exit_code == 0
-    assert (out / "pool.jsonl").read_text().splitlines() == [json.dumps(r, ensure_ascii=False)
-                                                              for r in rows]
+    assert (out / "pool.jsonl").read_text().splitlines() == [
+        json.dumps(r, ensure_ascii=False) for r in rows
+    ]
 
 
 def test_sample_rejects_bad_range(tmp_path: Path) -> None:
@@ -53,8 +69,17 @@ def _check_run(out: Path) -> list[dict[str, str]]:
         assert (out / f).exists(), f
     with (out / "curves.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["strategy", "reward", "difficulty", "n", "tokens", "flops",
-                             "accuracy", "ci_low", "ci_high"]
+    assert list(rows[0]) == [
+        "strategy",
+        "reward",
+        "difficulty",
+        "n",
+        "tokens",
+        "flops",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+    ]
     for r in rows:
         assert float(r["ci_low"]) - 1e-9 <= float(r["accuracy"]) <= float(r["ci_high"]) + 1e-9
     json.loads((out / "summary.json").read_text())
@@ -63,8 +88,22 @@ def _check_run(out: Path) -> list[dict[str, str]]:
 
 
 def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path) -> None:
-    args = ["scale", "--quick", "--policy", str(tiny_llama_dir), "--runs-dir", str(tmp_path),
-            "--name", "q", "--problems", "4", "--n-max", "4", "--difficulty", "1-2"]
+    args = [
+        "scale",
+        "--quick",
+        "--policy",
+        str(tiny_llama_dir),
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "q",
+        "--problems",
+        "4",
+        "--n-max",
+        "4",
+        "--difficulty",
+        "1-2",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = _check_run(tmp_path / "q")
@@ -73,12 +112,13 @@ def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path)
     assert {r["difficulty"] for r in rows} == {"all", "1", "2"}
     # pass@k is the ceiling of every strategy at the same n
     acc = {(r["strategy"], r["difficulty"], r["n"]): float(r["accuracy"]) for r in rows}
-    for (s, d, n), a in acc.items():
+    for (_, d, n), a in acc.items():
         assert a <= acc[("pass", d, n)] + 1e-9
     # resume: a new strategy on the stored pool needs no sampling and keeps the pool
     before = (tmp_path / "q" / "pool.sqlite").stat().st_size
-    again = runner.invoke(app, ["scale", "--resume", str(tmp_path / "q"),
-                                "--strategies", "maj,bon:logprob"])
+    again = runner.invoke(
+        app, ["scale", "--resume", str(tmp_path / "q"), "--strategies", "maj,bon:logprob"]
+    )
     assert again.exit_code == 0, again.output
     assert {r["strategy"] for r in _check_run(tmp_path / "q")} == {"maj", "bon[logprob]"}
     assert (tmp_path / "q" / "pool.sqlite").stat().st_size >= before
@@ -86,8 +126,18 @@ def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_scale_on_an_imported_real_pool(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["scale", "--pool", str(ASSETS / "gsm8k_model_solutions_excerpt.jsonl"),
-                                 "--runs-dir", str(tmp_path), "--name", "imp"])
+    result = runner.invoke(
+        app,
+        [
+            "scale",
+            "--pool",
+            str(ASSETS / "gsm8k_model_solutions_excerpt.jsonl"),
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "imp",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = _check_run(tmp_path / "imp")
     assert {r["strategy"] for r in rows} == {"pass", "maj"}  # no logprobs came with the pool

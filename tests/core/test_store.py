@@ -15,8 +15,17 @@ from rewardlab.types import Candidate, Problem, Sampling, Score
 
 
 def _cand(i: int, pid: str = "p") -> Candidate:
-    return Candidate(pid, f"text {i}", (f"text {i}",), str(i), 3, 4, (-0.5,) * 4, index=i,
-                     meta={"correct": i % 2 == 0})
+    return Candidate(
+        pid,
+        f"text {i}",
+        (f"text {i}",),
+        str(i),
+        3,
+        4,
+        (-0.5,) * 4,
+        index=i,
+        meta={"correct": i % 2 == 0},
+    )
 
 
 def test_request_key_is_content_addressed() -> None:
@@ -54,7 +63,8 @@ WRITER = textwrap.dedent(
     from rewardlab.types import Candidate
     store = SampleStore(sys.argv[1])
     for chunk in range(10_000):
-        batch = {f"req{chunk}": [Candidate("p", "x" * 200, ("x",), "1", index=i) for i in range(50)]}
+        cands = [Candidate("p", "x" * 200, ("x",), "1", index=i) for i in range(50)]
+        batch = {f"req{chunk}": cands}
         store.put_many(batch)
         print(chunk, flush=True)
     """
@@ -65,8 +75,9 @@ def test_sigkill_mid_write_loses_at_most_the_batch_in_flight(tmp_path: Path) -> 
     db = tmp_path / "crash.sqlite"
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    proc = subprocess.Popen([sys.executable, str(script), str(db)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(db)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     for _ in range(20):  # let it commit a few batches, then kill it hard mid-stream
         proc.stdout.readline()

@@ -15,8 +15,9 @@ from rewardlab.store import SampleStore
 from rewardlab.tasks import arith
 from rewardlab.types import Sampling
 
-SPEC = PoolSpec(n=3, sampling=Sampling(temperature=1.0, max_new_tokens=24, seed=5),
-                chunk_problems=1)
+SPEC = PoolSpec(
+    n=3, sampling=Sampling(temperature=1.0, max_new_tokens=24, seed=5), chunk_problems=1
+)
 PROBLEMS = arith.generate(8, seed=2, n_ops=(1, 3))
 
 SCRIPT = textwrap.dedent(
@@ -48,9 +49,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_llama_dir: Path, tmp_path
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     crashed = tmp_path / "crashed.sqlite"
-    proc = subprocess.Popen([sys.executable, str(script), str(tiny_llama_dir), str(crashed)],
-                            stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tiny_llama_dir), str(crashed)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.stdout is not None
     while True:  # kill once a few chunks are in, while the next one is being sampled
         line = proc.stdout.readline()

@@ -47,7 +47,9 @@ def test_gold_solutions_check_clean(params: tuple[int, int, int]) -> None:
 
 @given(problem_params, st.data())
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-def test_single_corruption_is_the_first_error(params: tuple[int, int, int], data: st.DataObject) -> None:
+def test_single_corruption_is_the_first_error(
+    params: tuple[int, int, int], data: st.DataObject
+) -> None:
     p = _problem(*params)
     steps = gold_steps(p)
     k = data.draw(st.integers(0, len(steps) - 1))
@@ -66,7 +68,9 @@ def test_single_corruption_is_the_first_error(params: tuple[int, int, int], data
 
 @given(problem_params)
 @settings(max_examples=100)
-def test_recomputing_from_a_wrong_value_is_valid_but_off_track(params: tuple[int, int, int]) -> None:
+def test_recomputing_from_a_wrong_value_is_valid_but_off_track(
+    params: tuple[int, int, int],
+) -> None:
     seed, n_ops, digits = params
     p = _problem(seed, max(2, n_ops), digits)
     ops = p.meta["ops"]

@@ -22,8 +22,17 @@ from rewardlab.train.tiny_policy import (  # noqa: E402
 )
 
 SMALL = TinyPolicyConfig(
-    hidden_size=32, layers=1, heads=2, intermediate_size=64, batch_size=4, minutes=0.05,
-    eval_every_min=100.0, eval_problems_per_bin=2, n_ops=(1, 2), warmup_steps=5, tokenizer_corpus=300,
+    hidden_size=32,
+    layers=1,
+    heads=2,
+    intermediate_size=64,
+    batch_size=4,
+    minutes=0.05,
+    eval_every_min=100.0,
+    eval_problems_per_bin=2,
+    n_ops=(1, 2),
+    warmup_steps=5,
+    tokenizer_corpus=300,
 )
 
 
@@ -70,8 +79,11 @@ def test_train_for_seconds_saves_a_loadable_model(tmp_path: Path) -> None:
     tok = AutoTokenizer.from_pretrained(tmp_path / "m", local_files_only=True)
     assert model.config.vocab_size == len(tok)
     # continuing from the checkpoint keeps the tokenizer
-    cont = train(replace(SMALL, init_from=str(tmp_path / "m"), minutes=0.02), tmp_path / "m2",
-                 log=lambda s: None)
+    cont = train(
+        replace(SMALL, init_from=str(tmp_path / "m"), minutes=0.02),
+        tmp_path / "m2",
+        log=lambda s: None,
+    )
     assert cont["step"] > 0
     assert (tmp_path / "m2" / "tokenizer.json").read_text() == (
         tmp_path / "m" / "tokenizer.json"

@@ -5,6 +5,8 @@ Run ``rewardlab --help`` for the list of commands.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from rewardlab.cli import sample as sample_cmd
@@ -13,7 +15,7 @@ from rewardlab.cli import train_policy as train_policy_cmd
 
 app = typer.Typer(
     name="rewardlab",
-    help="Reward models and verifiers for LLM reasoning: sample, score, search, label, train, eval.",
+    help="Reward models and verifiers for LLM reasoning: sample, score, search, train, eval.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,9 +29,20 @@ app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
 @app.command("demo", help="The main job on the built-in default: `rewardlab scale` on the testbed.")
 def demo() -> None:
     scale_cmd.scale(
-        name="default", resume=None, task=None, policy=None, pool=None, policy_params=None,
-        n_max=None, problems=None, difficulty=None, rewards=None, strategies=None, seed=None,
-        quick=False, runs_dir=scale_cmd.Path("runs"),
+        name="default",
+        resume=None,
+        task=None,
+        policy=None,
+        pool=None,
+        policy_params=None,
+        n_max=None,
+        problems=None,
+        difficulty=None,
+        rewards=None,
+        strategies=None,
+        seed=None,
+        quick=False,
+        runs_dir=Path("runs"),
     )
 
 

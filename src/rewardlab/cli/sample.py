@@ -54,8 +54,14 @@ def sample(
     summary = summarize(probs, pool)
     (out / "summary.json").write_text(
         json.dumps(
-            {"task": task, "policy": policy, "n": n, "seed": seed, "temperature": temperature,
-             "rows": summary.as_dicts()},
+            {
+                "task": task,
+                "policy": policy,
+                "n": n,
+                "seed": seed,
+                "temperature": temperature,
+                "rows": summary.as_dicts(),
+            },
             indent=2,
         )
     )
@@ -95,11 +101,15 @@ def write_pool_jsonl(path: Path, problems: list, pool: list) -> None:  # type: i
 
 
 def summary_markdown(rows: list[dict], n: int) -> str:  # type: ignore[type-arg]
-    lines = [f"| difficulty | problems | pass@1 | pass@{n} | mean generated tokens |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"| difficulty | problems | pass@1 | pass@{n} | mean generated tokens |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['difficulty']} | {r['problems']} | {r['pass@1']:.3f} | "
-                     f"{r['pass@n']:.3f} | {r['mean_generated_tokens']:.1f} |")
+        lines.append(
+            f"| {r['difficulty']} | {r['problems']} | {r['pass@1']:.3f} | "
+            f"{r['pass@n']:.3f} | {r['mean_generated_tokens']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -110,6 +120,11 @@ def summary_table(rows: list[dict], n: int):  # type: ignore[no-untyped-def,type
     for col in ("difficulty", "problems", "pass@1", f"pass@{n}", "gen tokens"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r["difficulty"]), str(r["problems"]), f"{r['pass@1']:.3f}",
-                      f"{r['pass@n']:.3f}", f"{r['mean_generated_tokens']:.1f}")
+        table.add_row(
+            str(r["difficulty"]),
+            str(r["problems"]),
+            f"{r['pass@1']:.3f}",
+            f"{r['pass@n']:.3f}",
+            f"{r['mean_generated_tokens']:.1f}",
+        )
     return table

@@ -21,7 +21,9 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 def scale(
     name: str = typer.Option("default", help="Run name: results go to runs/<name>/."),
-    resume: Path | None = typer.Option(None, help="Resume a run directory (its settings are reused)."),
+    resume: Path | None = typer.Option(
+        None, help="Resume a run directory (its settings are reused)."
+    ),
     task: str | None = typer.Option(None, help="'arith' or a JSONL file with question/answer."),
     policy: str | None = typer.Option(None, help="'tiny' (shipped), a model dir, or a .gguf."),
     pool: Path | None = typer.Option(None, help="Import a pool sampled elsewhere (JSONL)."),
@@ -35,14 +37,17 @@ def scale(
     quick: bool = typer.Option(False, help="Smoke test: 16 problems x 8, under a minute."),
     runs_dir: Path = typer.Option(Path("runs"), help="Parent directory of runs."),
 ) -> None:
-    from rewardlab.cli.progress import console, progress_bar
+    from rewardlab.cli.progress import progress_bar
     from rewardlab.cli.sample import parse_range
     from rewardlab.evaluate.scale_job import ScaleConfig, run_scale, with_overrides
     from rewardlab.report.scaling import markdown_table, write_report
 
     if resume is not None:
-        saved = json.loads((resume / "summary.json").read_text())["config"] if (
-            resume / "summary.json").exists() else None
+        saved = (
+            json.loads((resume / "summary.json").read_text())["config"]
+            if (resume / "summary.json").exists()
+            else None
+        )
         if saved is None:
             raise typer.BadParameter(f"{resume} has no summary.json to resume from")
         saved["difficulty"] = tuple(saved["difficulty"])

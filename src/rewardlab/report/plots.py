@@ -64,7 +64,8 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path
     xk = x_key(rows)
     _draw(ax, _series(rows, "all"), title, xk)
     ax.set_xlabel(
-        "FLOPs per problem (policy + verifier)" if xk == "flops"
+        "FLOPs per problem (policy + verifier)"
+        if xk == "flops"
         else "candidates per problem (n; no token counts, so no FLOPs)"
     )
     ax.set_ylabel("accuracy")

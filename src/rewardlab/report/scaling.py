@@ -23,8 +23,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], difficulty: str = "all") -> s
     sel = [r for r in rows if str(r["difficulty"]) == difficulty]
     ns = sorted({r["n"] for r in sel})
     names = list(dict.fromkeys(r["strategy"] for r in sel))
-    out = ["| strategy | " + " | ".join(f"n={n}" for n in ns) + " |",
-           "|---|" + "---|" * len(ns)]
+    out = ["| strategy | " + " | ".join(f"n={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
     for name in names:
         cells = {r["n"]: r for r in sel if r["strategy"] == name}
         out.append(

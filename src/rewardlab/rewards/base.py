@@ -21,7 +21,9 @@ class Reward(Protocol):
 
     name: str
 
-    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]: ...
+    def score(
+        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
+    ) -> list[Score]: ...
 
 
 @runtime_checkable
@@ -40,14 +42,18 @@ def values(scores: Sequence[Score], missing: float = np.nan) -> np.ndarray:
     return np.array([missing if s.value is None else s.value for s in scores], dtype=float)
 
 
-def check_reward(reward: Reward, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> None:
+def check_reward(
+    reward: Reward, problems: Sequence[Problem], candidates: Sequence[Candidate]
+) -> None:
     """Conformance: right length, Score objects, no NaN values, ungraded only with a reason,
     deterministic, and inputs left untouched. Raises AssertionError naming the failure."""
     if len(problems) != len(candidates):
         raise ValueError("problems and candidates must have the same length")
     before = (list(problems), list(candidates))
     first = reward.score(problems, candidates)
-    assert len(first) == len(candidates), f"{reward.name}: {len(first)} scores for {len(candidates)}"
+    assert len(first) == len(candidates), (
+        f"{reward.name}: {len(first)} scores for {len(candidates)}"
+    )
     for s in first:
         assert isinstance(s, Score), f"{reward.name}: returned {type(s).__name__}, not Score"
         if s.value is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ class PoolSpec:
     """How a pool is sampled: candidates per problem, sampling params, problems per chunk."""
 
     n: int
-    sampling: Sampling = Sampling()
+    sampling: Sampling = field(default_factory=Sampling)
     chunk_problems: int = 4
 
     def __post_init__(self) -> None:
@@ -176,8 +176,10 @@ def score_pool(
         new = fn(probs, cands)
         if len(new) != len(batch):
             raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(batch)}")
-        store.put_scores(label, [(keys[flat[j][0]], flat[j][1].index, s)
-                                 for j, s in zip(batch, new, strict=True)])
+        store.put_scores(
+            label,
+            [(keys[flat[j][0]], flat[j][1].index, s) for j, s in zip(batch, new, strict=True)],
+        )
         for j, s in zip(batch, new, strict=True):
             stored[j] = s
         if progress is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,7 +293,7 @@ class ArithTask:
         return answer is not None and answer == problem.answer
 
     def annotate(self, problem: Problem, text: str) -> dict[str, Any]:
-        """Step truth: ``steps`` as ``{text, parsed, valid, on_track, reason}`` and ``first_error``."""
+        """Step truth: ``steps`` (``{text, parsed, valid, on_track, reason}``), ``first_error``."""
         report = check_steps(problem, text)
         return {
             "steps": [t.as_dict() for t in report.steps],

@@ -19,8 +19,11 @@ class Task(Protocol):
     ``annotate`` returns JSON-serialisable per-candidate extras (e.g. exact step truth).
     """
 
-    name: str
-    segmentation: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def segmentation(self) -> str: ...
 
     def extract_answer(self, text: str) -> str | None: ...
 

@@ -81,7 +81,7 @@ def build_tokenizer(cfg: TinyPolicyConfig, out_dir: Path) -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(corpus(cfg.tokenizer_corpus, cfg.seed + 1, cfg), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=PAD, padding_side="left"
     )
     fast.save_pretrained(out_dir)
@@ -110,9 +110,7 @@ def build_model(cfg: TinyPolicyConfig, tokenizer: Any) -> Any:
     return LlamaForCausalLM(config)
 
 
-def make_batch(
-    rng: random.Random, cfg: TinyPolicyConfig, tokenizer: Any
-) -> tuple[Any, Any, Any]:
+def make_batch(rng: random.Random, cfg: TinyPolicyConfig, tokenizer: Any) -> tuple[Any, Any, Any]:
     """One batch of fresh problems: input ids, attention mask, labels (prompt masked out).
 
     All problems of a batch share one number of operations, so little compute goes to padding.
@@ -177,7 +175,9 @@ def evaluate_accuracy(
                 top_k=None,
                 pad_token_id=tokenizer.pad_token_id,
             )
-        texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        texts = tokenizer.batch_decode(
+            gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         ok = [arith.check_steps(p, t).correct for p, t in zip(problems, texts, strict=True)]
         out[n_ops] = sum(ok) / len(ok)
     model.train()
@@ -252,8 +252,10 @@ def train(
         losses.append(float(loss.detach()))
         step += 1
         if step % 100 == 0:
-            log(f"step {step} loss {sum(losses[-100:]) / min(100, len(losses)):.4f} "
-                f"lr {lr_at(elapsed / budget, step, cfg):.2e} {elapsed / 60:.1f} min")
+            log(
+                f"step {step} loss {sum(losses[-100:]) / min(100, len(losses)):.4f} "
+                f"lr {lr_at(elapsed / budget, step, cfg):.2e} {elapsed / 60:.1f} min"
+            )
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return record
