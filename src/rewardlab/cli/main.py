@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.cli import eval_process as eval_process_cmd
+from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
 from rewardlab.cli import train_policy as train_policy_cmd
@@ -24,6 +26,12 @@ app = typer.Typer(
 app.command("sample", help=sample_cmd.HELP)(sample_cmd.sample)
 app.command("train-policy", help=train_policy_cmd.HELP)(train_policy_cmd.train_policy)
 app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
+app.command("label", help=label_cmd.HELP)(label_cmd.label)
+
+eval_app = typer.Typer(help="Evaluate rewards: step-level (ProcessBench) and preference metrics.",
+                       no_args_is_help=True)
+eval_app.command("process", help=eval_process_cmd.HELP)(eval_process_cmd.process)
+app.add_typer(eval_app, name="eval")
 
 
 @app.command("demo", help="The main job on the built-in default: `rewardlab scale` on the testbed.")

@@ -39,6 +39,12 @@ class ArithExactReward:
             raise ValueError(f"{len(problems)} problems for {len(candidates)} candidates")
         return [self._score_one(p, c) for p, c in zip(problems, candidates, strict=True)]
 
+    def score_steps(
+        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
+    ) -> list[Score]:
+        """The same scores as a process reward: ``Score.steps`` holds 1/0 per step (truth)."""
+        return self.score(problems, candidates)
+
     def _score_one(self, problem: Problem, candidate: Candidate) -> Score:
         if not _is_arith(problem):
             return Score.ungraded("not an arith problem", problem_id=problem.id)
