@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from rewardlab.cli import eval_process as eval_process_cmd
+from rewardlab.cli import eval_rm as eval_rm_cmd
 from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
@@ -31,6 +32,8 @@ app.command("label", help=label_cmd.HELP)(label_cmd.label)
 eval_app = typer.Typer(help="Evaluate rewards: step-level (ProcessBench) and preference metrics.",
                        no_args_is_help=True)
 eval_app.command("process", help=eval_process_cmd.HELP)(eval_process_cmd.process)
+for _name, (_fn, _help) in eval_rm_cmd.COMMANDS.items():
+    eval_app.command(_name.replace("_", "-"), help=_help)(_fn)
 app.add_typer(eval_app, name="eval")
 
 

@@ -1,0 +1,163 @@
+"""``rewardlab eval pairwise|bon|one_to_many|overopt|distance``: evaluate outcome reward models.
+
+    rewardlab eval pairwise --reward runs/rm-bt --data rb.jsonl --out runs/eval [--dev dev.jsonl]
+    rewardlab eval bon --reward runs/rm-bt --data rb2.jsonl --out runs/eval
+    rewardlab eval one_to_many --reward runs/rm-bt --data rewardmath.jsonl --out runs/eval
+    rewardlab eval overopt --reward runs/rm-bt,runs/ens --data pool.jsonl --out runs/eval
+    rewardlab eval distance --reward runs/rm-a,runs/rm-b --data pool.jsonl --out runs/eval
+
+A ``--reward`` SPEC is a registry name or a checkpoint directory (``rewardlab.json`` inside:
+preference RMs, ensembles, ORMs ...); ``ensemble:AGG:DIR1,DIR2,...`` builds an ensemble of the
+listed checkpoints on the spot (AGG: mean | median | min | mean-var | mean-std). Each command
+writes ``OUT/<command>.json`` (everything, per-item scores included), ``OUT/<command>.md``
+(every number with its 95% bootstrap CI, the length baseline beside it) and PNG plots. The
+functions are mounted by ``cli/main.py``; :data:`COMMANDS` lists them with their help.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+RewardOpt = Annotated[str, typer.Option("--reward", help="Reward SPEC (see the module doc).")]
+DataOpt = Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="Data file.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
+BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap replicates.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
+
+
+def load_spec(spec: str) -> Any:
+    """A reward from a SPEC: ``ensemble:AGG:DIR,DIR``, a registry name or a checkpoint dir."""
+    from rewardlab.rewards.registry import load_reward
+
+    if spec.startswith("ensemble:"):
+        from rewardlab.rewards.ensemble import EnsembleReward
+
+        _, agg, dirs = spec.split(":", 2)
+        members = tuple(load_reward(d) for d in dirs.split(",") if d)
+        return EnsembleReward(members, aggregate=agg, name=f"ensemble-{agg}[{len(members)}]")  # type: ignore[arg-type]
+    return load_reward(spec)
+
+
+def _split_specs(specs: str) -> list[str]:
+    """Comma-separated specs; an ``ensemble:`` spec takes the rest of the string."""
+    out: list[str] = []
+    rest = specs
+    while rest:
+        if rest.startswith("ensemble:"):
+            out.append(rest)
+            break
+        head, _, rest = rest.partition(",")
+        if head:
+            out.append(head)
+    return out
+
+
+def _finish(result: Any, out: Path, stem: str) -> None:
+    from rewardlab.evaluate.reward_report import markdown, write_result
+
+    paths = write_result(result, out, stem)
+    typer.echo(markdown(result))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def pairwise(
+    reward: RewardOpt,
+    data: DataOpt,
+    out: OutOpt,
+    dev: Annotated[
+        Path | None, typer.Option(help="Pairwise dev file: fit temperature + isotonic, report ECE.")
+    ] = None,
+    bins: Annotated[int, typer.Option(min=2, help="ECE bins (equal width).")] = 10,
+    n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
+) -> None:
+    """Pairwise accuracy (RewardBench v1 sections), longer-response baseline, length corr."""
+    from rewardlab.evaluate.reward_eval import evaluate_pairwise
+
+    _finish(
+        evaluate_pairwise(load_spec(reward), data, dev=dev, n_boot=n_boot, seed=seed, n_bins=bins),
+        out,
+        "pairwise",
+    )
+
+
+def bon(
+    reward: RewardOpt, data: DataOpt, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
+) -> None:
+    """Best-of-4 accuracy in RewardBench v2 format (ties share credit; Ties subset scored)."""
+    from rewardlab.evaluate.reward_eval import evaluate_bon
+
+    _finish(evaluate_bon(load_spec(reward), data, n_boot=n_boot, seed=seed), out, "bon")
+
+
+def one_to_many(
+    reward: RewardOpt, data: DataOpt, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
+) -> None:
+    """RewardMATH one-to-many: accuracy (correct above all wrong) and MRR."""
+    from rewardlab.evaluate.reward_eval import evaluate_one_to_many
+
+    _finish(
+        evaluate_one_to_many(load_spec(reward), data, n_boot=n_boot, seed=seed), out, "one_to_many"
+    )
+
+
+def overopt(
+    reward: Annotated[
+        str,
+        typer.Option("--reward", help="Comma-separated proxy SPECs (an ensemble: spec goes last)."),
+    ],
+    data: DataOpt,
+    out: OutOpt,
+    gold: Annotated[
+        str | None, typer.Option(help="Gold reward SPEC (default: the file's 'gold' column).")
+    ] = None,
+    n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
+) -> None:
+    """Gold reward of best-of-N by each proxy against KL_BoN = log N − (N−1)/N."""
+    from rewardlab.evaluate.reward_eval_pool import evaluate_overopt
+
+    proxies = {}
+    for spec in _split_specs(reward):
+        r = load_spec(spec)
+        proxies[str(getattr(r, "name", spec))] = r
+    _finish(
+        evaluate_overopt(
+            proxies, data, gold=load_spec(gold) if gold else None, n_boot=n_boot, seed=seed
+        ),
+        out,
+        "overopt",
+    )
+
+
+def distance(
+    reward: Annotated[str, typer.Option("--reward", help="Two SPECs, comma-separated: A,B.")],
+    data: DataOpt,
+    out: OutOpt,
+    n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
+) -> None:
+    """STARC distance between two rewards on the same candidate pool (or pairwise file)."""
+    from rewardlab.evaluate.reward_eval_pool import evaluate_distance
+
+    specs = _split_specs(reward)
+    if len(specs) != 2:
+        raise typer.BadParameter(f"--reward needs exactly two SPECs A,B; got {specs}")
+    _finish(
+        evaluate_distance(load_spec(specs[0]), load_spec(specs[1]), data, n_boot=n_boot, seed=seed),
+        out,
+        "distance",
+    )
+
+
+COMMANDS: dict[str, tuple[Any, str]] = {
+    "pairwise": (pairwise, "Pairwise accuracy, RewardBench v1 format and sections."),
+    "bon": (bon, "Best-of-4 accuracy, RewardBench v2 format and tie rule."),
+    "one_to_many": (one_to_many, "RewardMATH one-to-many accuracy and MRR."),
+    "overopt": (overopt, "Best-of-N overoptimisation curves against KL_BoN."),
+    "distance": (distance, "STARC distance between two rewards."),
+}
+"""Command name -> (function, help), for mounting under ``rewardlab eval``."""
