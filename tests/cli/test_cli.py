@@ -147,3 +147,43 @@ def test_scale_on_an_imported_real_pool(tmp_path: Path) -> None:
     assert summary["imported_label_disagreements"] == 0
     assert json.loads((tmp_path / "imp" / "label_disagreements.json").read_text()) == []
     assert "Math-Verify disagrees with: 0" in (tmp_path / "imp" / "report.md").read_text()
+
+
+def test_train_dispatches_by_objective(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["train", "--objective", "nope"])
+    assert bad.exit_code != 0
+    data = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "prompt": "1 + 1?",
+            "chosen": "1 + 1 = 2\nThe answer is 2.",
+            "rejected": "The answer is 3.",
+        },
+        {
+            "prompt": "2 * 3?",
+            "chosen": "2 * 3 = 6\nThe answer is 6.",
+            "rejected": "The answer is 5.",
+        },
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "rm"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--objective",
+            "bt",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--backbone",
+            str(tiny_llama_dir),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "rewardlab.json").read_text())["kind"] == "preference-rm"

@@ -5,6 +5,7 @@ Run ``rewardlab --help`` for the list of commands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -15,6 +16,8 @@ from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
 from rewardlab.cli import train_policy as train_policy_cmd
+from rewardlab.cli import train_pref as train_pref_cmd
+from rewardlab.cli import train_rm as train_rm_cmd
 
 app = typer.Typer(
     name="rewardlab",
@@ -28,9 +31,49 @@ app.command("sample", help=sample_cmd.HELP)(sample_cmd.sample)
 app.command("train-policy", help=train_policy_cmd.HELP)(train_policy_cmd.train_policy)
 app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
 app.command("label", help=label_cmd.HELP)(label_cmd.label)
+app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
+app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
+    train_pref_cmd.train_preference
+)
 
-eval_app = typer.Typer(help="Evaluate rewards: step-level (ProcessBench) and preference metrics.",
-                       no_args_is_help=True)
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=(
+        "Train a reward model: --objective orm|prm|ovm|implicit (process; options of "
+        "`train-process`) or bt|bt-margin|centered|scaled-bt|regression|helpsteer2|"
+        "label-smoothing|noise-robust (preference; options of `train-preference`, incl. "
+        "--ensemble K). Other options pass through to that command."
+    ),
+)
+def train(
+    ctx: typer.Context,
+    objective: str = typer.Option(..., help="The training objective (see above)."),
+) -> None:
+    target = _one_command_app(
+        train_rm_cmd.train
+        if objective in train_rm_cmd.OBJECTIVES
+        else train_pref_cmd.train_preference
+        if objective in train_pref_cmd.PREFERENCE_OBJECTIVES
+        else None,
+        objective,
+    )
+    target(["--objective", objective, *ctx.args], standalone_mode=False)
+
+
+def _one_command_app(fn: Callable[..., object] | None, objective: str) -> typer.Typer:
+    if fn is None:
+        known = [*train_rm_cmd.OBJECTIVES, *train_pref_cmd.PREFERENCE_OBJECTIVES]
+        raise typer.BadParameter(f"unknown objective {objective!r}; choose one of {known}")
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub.command()(fn)
+    return sub
+
+
+eval_app = typer.Typer(
+    help="Evaluate rewards: step-level (ProcessBench) and preference metrics.", no_args_is_help=True
+)
 eval_app.command("process", help=eval_process_cmd.HELP)(eval_process_cmd.process)
 for _name, (_fn, _help) in eval_rm_cmd.COMMANDS.items():
     eval_app.command(_name.replace("_", "-"), help=_help)(_fn)

@@ -15,6 +15,8 @@ REWARDS: dict[str, str] = {
     "exact": "rewardlab.rewards.exact:ArithExactReward",
     "math-verify": "rewardlab.rewards.math_answer:MathVerifyReward",
     "logprob": "rewardlab.rewards.logprob:MeanLogprobReward",
+    "orm": "rewardlab.rewards.learned:load_default_orm",
+    "prm": "rewardlab.rewards.learned:load_default_prm",
     "code": "rewardlab.rewards.code:CodeReward",
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
 }

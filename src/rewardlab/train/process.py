@@ -1,0 +1,430 @@
+"""Reward-model trainers: ORM, PRM, OVM and implicit PRM, all on the one loop of ``train.loop``.
+
+Run: ``rewardlab train --objective prm --data steps.jsonl --backbone DIR --out DIR``
+
+Each objective is a small pure loss function on tensors plus a ``loss_fn(model, batch)`` that
+reads the model exactly where the matching scoring recipe reads it (the ``*_logits`` functions
+of :mod:`rewardlab.rewards`), on inputs laid out by the shared
+:class:`~rewardlab.rewards.step_format.StepFormat`.
+
+- ``orm`` (outcome data): sequence head with 1 label at the last token; BCE on the outcome
+  (Cobbe et al. 2021). Saves recipe ``orm``.
+- ``prm`` (stepwise data): 2-class token head (``head="classifier"``, Qwen2.5-Math-PRM, TRL
+  ``PRMTrainer``) or the LM's good/bad token logits (``head="tag"``, Math-Shepherd);
+  cross-entropy at every step boundary, hard or soft targets. Saves ``prm-classifier`` /
+  ``prm-tag``.
+- ``ovm`` (outcome data): 1-output token head; MSE at every step boundary to the outcome
+  label (Yu et al. 2024). Saves ``ovm``.
+- ``implicit`` (outcome data): causal LM + frozen reference; CE on
+  ``r = beta * sum log(pi/pi_ref)`` over the response (Yuan et al. 2024). Saves
+  ``implicit-prm`` (the reference goes into the checkpoint's ``ref/``).
+
+Data (JSONL, one object per line): stepwise = TRL's PRM format ``{"prompt", "completions":
+[step, ...], "labels": [bool | float, ...]}``; outcome = ``{"prompt", "completions": [step, ...]
+| "text": str, "label": bool | float}`` (``text`` is split into steps by ``segmentation``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rewardlab.policies.prompts import PLAIN_PROMPT
+from rewardlab.rewards.implicit import log_ratio, response_mask
+from rewardlab.rewards.learned import Manifest, save_checkpoint
+from rewardlab.rewards.orm import sequence_logits
+from rewardlab.rewards.prm import classifier_logits, param_count, tag_logits, token_id
+from rewardlab.rewards.step_format import (
+    Encoded,
+    StepFormat,
+    boundary_index,
+    ensure_separator,
+    pad_id_of,
+    pad_right,
+)
+from rewardlab.steps import segment
+from rewardlab.train.loop import LoopConfig, fit
+
+Progress = Callable[[int, int], None]
+
+# --------------------------------------------------------------------------- pure objectives
+
+
+def outcome_bce_loss(logits: Any, labels: Any) -> Any:
+    """ORM: ``mean -[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))]`` over candidates."""
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def step_ce_loss(logits: Any, targets: Any) -> Any:
+    """PRM: two-class cross-entropy at step boundaries, ``logits[:, 0]`` bad, ``[:, 1]`` good.
+
+    ``mean -[y log p_good + (1 - y) log p_bad]`` over all steps of the batch; a hard label is
+    ``y in {0, 1}``, a soft (Monte-Carlo) label any ``y in [0, 1]``: then this is BCE with float
+    targets on ``z = logit_good - logit_bad`` (Math-Shepherd's hard/soft estimates).
+    """
+    logp = logits.log_softmax(-1)
+    return -(targets * logp[:, 1] + (1 - targets) * logp[:, 0]).mean()
+
+
+def value_mse_loss(values: Any, targets: Any) -> Any:
+    """OVM: ``mean (v_t - y)^2`` over every step boundary, ``y`` the candidate's outcome."""
+    return ((values - targets) ** 2).mean()
+
+
+def implicit_ce_loss(log_ratio_sums: Any, labels: Any, beta: float) -> Any:
+    """Implicit PRM (Yuan et al. 2024, CE variant): ``r = beta * sum log(pi/pi_ref)`` over the
+    response, ``L = mean -[y log sigmoid(r) + (1 - y) log(1 - sigmoid(r))]``."""
+    return outcome_bce_loss(beta * log_ratio_sums, labels)
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training row: the question, its steps, and step labels and/or the outcome label."""
+
+    prompt: str
+    steps: tuple[str, ...]
+    step_labels: tuple[float, ...] = ()
+    label: float | None = None
+
+
+def _label(x: Any, where: str) -> float:
+    if isinstance(x, bool | int | float) and 0.0 <= float(x) <= 1.0:
+        return float(x)
+    raise ValueError(f"{where}: a label must be a bool or a float in [0, 1], got {x!r}")
+
+
+def load_stepwise(path: str | Path) -> list[Example]:
+    """TRL stepwise JSONL (``prompt``, ``completions``, ``labels``) as examples."""
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        row, where = json.loads(line), f"{path}:{n}"
+        steps, labels = row.get("completions"), row.get("labels")
+        if not isinstance(steps, list) or not isinstance(labels, list) or not steps:
+            raise ValueError(f"{where}: stepwise rows need lists 'completions' and 'labels'")
+        if len(steps) != len(labels):
+            raise ValueError(f"{where}: {len(steps)} steps but {len(labels)} labels")
+        out.append(
+            Example(
+                str(row["prompt"]), tuple(map(str, steps)), tuple(_label(x, where) for x in labels)
+            )
+        )
+    return out
+
+
+def load_outcome(path: str | Path, segmentation: str = "lines") -> list[Example]:
+    """Outcome JSONL (``prompt``, ``completions`` list or ``text``, ``label``) as examples."""
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        row, where = json.loads(line), f"{path}:{n}"
+        if "label" not in row:
+            raise ValueError(f"{where}: outcome rows need a 'label'")
+        if isinstance(row.get("completions"), list):
+            steps = tuple(map(str, row["completions"]))
+        elif isinstance(row.get("text"), str):
+            steps = segment(row["text"], segmentation)
+        else:
+            raise ValueError(f"{where}: outcome rows need 'completions' (list) or 'text'")
+        if steps:
+            out.append(Example(str(row["prompt"]), steps, (), _label(row["label"], where)))
+    return out
+
+
+class Batches:
+    """Re-iterable training batches: every pass reshuffles (seeded by the pass number) and
+    collates ``batch_size`` examples at a time (the last partial batch is dropped)."""
+
+    def __init__(
+        self,
+        encoded: Sequence[Encoded],
+        step_targets: Sequence[Sequence[float]],
+        targets: Sequence[float],
+        batch_size: int,
+        pad_id: int,
+        seed: int = 0,
+    ) -> None:
+        self.encoded = tuple(encoded)
+        self.step_targets = tuple(tuple(t) for t in step_targets)
+        self.targets = tuple(targets)
+        self.batch_size = batch_size
+        self.pad_id = pad_id
+        self.seed = seed
+        self._passes = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order = list(range(len(self.encoded)))
+        random.Random(self.seed * 1_000_003 + self._passes).shuffle(order)
+        self._passes += 1
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            yield self.collate(order[start : start + self.batch_size])
+
+    def collate(self, idx: Sequence[int]) -> dict[str, Any]:
+        import torch
+
+        batch = [self.encoded[i] for i in idx]
+        ids, mask = pad_right(batch, self.pad_id)
+        rows, pos = boundary_index(batch)
+        steps = [y for i in idx for y in self.step_targets[i]]
+        return {
+            "ids": ids,
+            "mask": mask,
+            "rows": rows,
+            "pos": pos,
+            "step_targets": torch.tensor(steps, dtype=torch.float32),
+            "targets": torch.tensor([self.targets[i] for i in idx], dtype=torch.float32),
+            "response": response_mask(batch, ids.shape[1]),
+        }
+
+
+# ---------------------------------------------------------------------------------- trainers
+
+
+@dataclass(frozen=True)
+class RMTrainConfig:
+    """One reward-model training run (the CLI's flags; saved in the checkpoint's json)."""
+
+    data: str
+    backbone: str
+    out: str
+    steps: int = 300
+    lr: float = 1e-4
+    batch_size: int = 16
+    seed: int = 0
+    head: Literal["classifier", "tag"] = "classifier"  # prm only
+    beta: float = 0.05  # implicit only
+    separator: str = "\n"
+    template: str = PLAIN_PROMPT
+    good_token: str = "+"  # prm with head="tag"
+    bad_token: str = "-"
+    aggregate: str | None = None  # default: "sum" for implicit, else "last"
+    name: str | None = None
+    segmentation: str = "lines"  # outcome rows given as "text"
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    log_every: int = 10
+    cpu: bool = False
+
+    def __post_init__(self) -> None:
+        if self.head not in ("classifier", "tag"):
+            raise ValueError(f"head must be 'classifier' or 'tag', got {self.head!r}")
+        if self.batch_size < 1 or self.beta <= 0:
+            raise ValueError("batch_size must be >= 1 and beta > 0")
+
+    @property
+    def fmt(self) -> StepFormat:
+        return StepFormat(self.separator, self.template)
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(
+            steps=self.steps,
+            lr=self.lr,
+            seed=self.seed,
+            warmup_steps=min(self.warmup_steps, self.steps),
+            weight_decay=self.weight_decay,
+            log_every=self.log_every,
+            cpu=self.cpu,
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a trainer returns: the checkpoint, the logged history and the data it used."""
+
+    out: Path
+    history: list[dict[str, Any]]
+    manifest: Manifest
+    examples: int
+    skipped: int
+
+
+LossFn = Callable[[Any, Mapping[str, Any]], tuple[Any, dict[str, float]]]
+
+
+def _load_backbone(cfg: RMTrainConfig, auto_class: str, num_labels: int | None) -> tuple[Any, Any]:
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(cfg.backbone, local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(cfg.seed)
+    extra = {} if num_labels is None else {"num_labels": num_labels}
+    model = getattr(transformers, auto_class).from_pretrained(
+        cfg.backbone, local_files_only=True, dtype=torch.float32, **extra
+    )
+    if ensure_separator(tokenizer, cfg.fmt):
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = pad_id_of(tokenizer, model)
+    return model, tokenizer
+
+
+def _batches(
+    cfg: RMTrainConfig, examples: Sequence[Example], tokenizer: Any, model: Any, stepwise: bool
+) -> tuple[Batches, int]:
+    limit = getattr(model.config, "max_position_embeddings", None)
+    enc, step_t, out_t, skipped = [], [], [], 0
+    for ex in examples:
+        e = cfg.fmt.encode(tokenizer, ex.prompt, ex.steps)
+        if isinstance(limit, int) and len(e) > limit:
+            skipped += 1
+            continue
+        label = ex.label if ex.label is not None else float(min(ex.step_labels))
+        enc.append(e)
+        step_t.append(ex.step_labels if stepwise else (label,) * len(ex.steps))
+        out_t.append(label)
+    if len(enc) < cfg.batch_size:
+        raise ValueError(f"{len(enc)} usable examples, fewer than one batch of {cfg.batch_size}")
+    pad = pad_id_of(tokenizer, model)
+    return Batches(tuple(enc), tuple(step_t), tuple(out_t), cfg.batch_size, pad, cfg.seed), skipped
+
+
+def _run(
+    cfg: RMTrainConfig,
+    objective: str,
+    recipe: str,
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    loss_fn: LossFn,
+    progress: Progress | None,
+    stepwise: bool,
+    reference: Any | None = None,
+    **manifest: Any,
+) -> TrainResult:
+    batches, skipped = _batches(cfg, examples, tokenizer, model, stepwise)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_log.jsonl").unlink(missing_ok=True)  # a new run, not a continuation
+    history = fit(
+        model, batches, loss_fn, cfg.loop(), log_path=out / "train_log.jsonl", progress=progress
+    )
+    labels = [y for ex in examples for y in (ex.step_labels or (ex.label,))]
+    hard = all(y in (0.0, 1.0) for y in labels)
+    man = Manifest(
+        recipe=recipe,
+        separator=cfg.separator,
+        template=cfg.template,
+        aggregate=cfg.aggregate or ("sum" if recipe == "implicit-prm" else "last"),
+        params=param_count(model) + (param_count(reference) if reference is not None else 0),
+        name=cfg.name,
+        backbone=str(cfg.backbone),
+        training={
+            "objective": objective,
+            "labels": "hard" if hard else "soft",
+            "data": str(cfg.data),
+            "steps": cfg.steps,
+            "lr": cfg.lr,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "examples": len(batches.encoded),
+            "skipped_too_long": skipped,
+            "final_loss": history[-1]["loss"] if history else None,
+        },
+        **manifest,
+    )
+    model.eval()
+    save_checkpoint(out, model, tokenizer, man, ref=reference)
+    return TrainResult(out, history, man, len(batches.encoded), skipped)
+
+
+def _acc(logits: Any, targets: Any) -> float:
+    return float(((logits > 0).float() == (targets > 0.5).float()).float().mean())
+
+
+def train_orm(cfg: RMTrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Outcome RM: sequence head (1 label) at the last token, BCE on the outcome label."""
+    model, tok = _load_backbone(cfg, "AutoModelForSequenceClassification", 1)
+
+    def loss_fn(m: Any, b: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
+        z = sequence_logits(m, b["ids"], b["mask"])
+        return outcome_bce_loss(z, b["targets"]), {"acc": _acc(z, b["targets"])}
+
+    data = load_outcome(cfg.data, cfg.segmentation)
+    return _run(cfg, "orm", "orm", model, tok, data, loss_fn, progress, stepwise=False)
+
+
+def train_prm(cfg: RMTrainConfig, progress: Progress | None = None) -> TrainResult:
+    """PRM: cross-entropy on good/bad at every step boundary (hard or soft step labels)."""
+    tag = cfg.head == "tag"
+    model, tok = _load_backbone(
+        cfg,
+        "AutoModelForCausalLM" if tag else "AutoModelForTokenClassification",
+        None if tag else 2,
+    )
+    good, bad = (token_id(tok, cfg.good_token), token_id(tok, cfg.bad_token)) if tag else (0, 0)
+
+    def loss_fn(m: Any, b: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
+        args = (m, b["ids"], b["mask"], b["rows"], b["pos"])
+        z = tag_logits(*args, good, bad) if tag else classifier_logits(*args)
+        y = b["step_targets"]
+        return step_ce_loss(z, y), {"step_acc": _acc(z[:, 1] - z[:, 0], y)}
+
+    extra = {"good_token": cfg.good_token, "bad_token": cfg.bad_token} if tag else {}
+    recipe = "prm-tag" if tag else "prm-classifier"
+    return _run(
+        cfg,
+        "prm",
+        recipe,
+        model,
+        tok,
+        load_stepwise(cfg.data),
+        loss_fn,
+        progress,
+        stepwise=True,
+        **extra,
+    )
+
+
+def train_ovm(cfg: RMTrainConfig, progress: Progress | None = None) -> TrainResult:
+    """OVM: a value head regressed (MSE) on the outcome label at every step boundary."""
+    model, tok = _load_backbone(cfg, "AutoModelForTokenClassification", 1)
+
+    def loss_fn(m: Any, b: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
+        v = classifier_logits(m, b["ids"], b["mask"], b["rows"], b["pos"])[:, 0]
+        return value_mse_loss(v, b["step_targets"]), {}
+
+    data = load_outcome(cfg.data, cfg.segmentation)
+    return _run(cfg, "ovm", "ovm", model, tok, data, loss_fn, progress, stepwise=False)
+
+
+def train_implicit(cfg: RMTrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Implicit PRM: CE on ``r = beta * log(pi/pi_ref)`` summed over the response tokens."""
+    model, tok = _load_backbone(cfg, "AutoModelForCausalLM", None)
+    ref, _ = _load_backbone(cfg, "AutoModelForCausalLM", None)
+    ref.requires_grad_(False)
+    ref.eval()
+
+    def loss_fn(m: Any, b: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
+        if next(ref.parameters()).device != b["ids"].device:
+            ref.to(b["ids"].device)
+        sums = (log_ratio(m, ref, b["ids"], b["mask"]) * b["response"]).sum(-1)
+        y = b["targets"]
+        return implicit_ce_loss(sums, y, cfg.beta), {"acc": _acc(sums, y)}
+
+    data = load_outcome(cfg.data, cfg.segmentation)
+    return _run(
+        cfg,
+        "implicit",
+        "implicit-prm",
+        model,
+        tok,
+        data,
+        loss_fn,
+        progress,
+        stepwise=False,
+        reference=ref,
+        beta=cfg.beta,
+        ref="ref",
+    )
