@@ -13,7 +13,8 @@ What it does, start to end (every stage is resumable through ``WORK/pool.sqlite`
    step truth of the testbed (``rewardlab.label.truth.TruthLabeler`` over
    ``tasks.arith.check_steps``, ``truncate=False``): a step is good iff it and every earlier
    step are correct, so every step after the first error is bad (what ``last`` aggregation
-   needs). Training rows are de-duplicated by (problem, text).
+   needs). One training row per sample, duplicates kept (the policy's distribution: most of
+   its repeats are right answers; ``--dedup`` keeps one row per distinct (problem, text)).
 3. **Training.** ``rewardlab.train.process``: an ORM (sequence head, BCE on the outcome) and a
    PRM (2-class token head at the ``"\\n"`` after every step, cross-entropy on the step labels),
    both from the tiny policy's backbone, on the shared training loop.
@@ -159,8 +160,12 @@ def train(
         if done % 50 == 0 or done == total:
             log(f"  {objective} step {done}/{total} ({time.monotonic() - t0:.0f} s)")
 
+    from rewardlab.cli.train_rm import plot_loss, report_md
+
     fn = train_orm if objective == "orm" else train_prm
     result = fn(cfg, progress)
+    plot_loss(result.history, out / "loss.png", f"{objective} on {data.name}")
+    (out / "report.md").write_text(report_md(objective, cfg, result))
     log(
         f"  {objective}: final loss {result.history[-1]['loss']:.4f} "
         f"in {time.monotonic() - t0:.0f} s"
@@ -307,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dedup", action="store_true", help="one row per distinct solution text")
     ap.add_argument("--no-install", action="store_true")
     args = ap.parse_args(argv)
 
@@ -321,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_p, train_pool = sample(backbone, work, 1000, args.problems, args.n)
     log(f"sampling the held-out pool: {args.heldout} problems (seed 2000) x {args.n}")
     held_p, held_pool = sample(backbone, work, 2000, args.heldout, args.n)
-    steps_file, outcome_file, stats = write_training_data(work, train_p, train_pool)
+    steps_file, outcome_file, stats = write_training_data(work, train_p, train_pool, args.dedup)
     log(f"training data: {stats}")
     orm = train(
         "orm",
@@ -348,6 +354,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {
         "backbone": str(backbone),
         "labels": "exact step truth (TruthLabeler, truncate=False)",
+        "dedup": args.dedup,
         "training_data": stats,
         "orm_history": orm.history,
         "prm_history": prm.history,

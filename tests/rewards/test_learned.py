@@ -142,3 +142,20 @@ def test_manifest_validates_and_foreign_loaders_are_dispatched(tmp_path: Path) -
     (tmp_path / MANIFEST).write_text(json.dumps({"kind": "other", "loader": "pathlib:Path"}))
     got: Any = load_learned_reward(tmp_path)
     assert got == tmp_path  # the checkpoint's own loader was called with the directory
+
+
+def test_shipped_default_models_load_and_conform() -> None:
+    from rewardlab.rewards.learned import asset_dir, load_default_orm, load_default_prm
+
+    try:
+        asset_dir("orm_arith"), asset_dir("prm_arith")
+    except FileNotFoundError:
+        pytest.skip("the default reward models are not installed")
+    problems, cands = _pool()
+    for load, name, cls in (
+        (load_default_orm, "orm", "ORM"),
+        (load_default_prm, "prm", "ClassifierPRM"),
+    ):
+        reward = load(device="cpu")
+        assert reward.name == name and type(reward).__name__ == cls and reward.params > 0
+        check_reward(reward, problems, cands)

@@ -129,7 +129,8 @@ def report_md(objective: str, cfg: Any, result: Any) -> str:
     """A short markdown report of one training run."""
     last = result.history[-1] if result.history else {}
     first = result.history[0] if result.history else {}
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr"))
+    skip = ("step", "lr", "seconds", "loss")
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in skip)
     return "\n".join(
         [
             f"# Reward model: `{objective}` -> recipe `{result.manifest.recipe}`",
@@ -138,7 +139,8 @@ def report_md(objective: str, cfg: Any, result: Any) -> str:
             f"- backbone: `{cfg.backbone}`; {result.manifest.params:,} parameters",
             f"- {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}",
             f"- loss: {first.get('loss', float('nan')):.4f} (first log) -> "
-            f"{last.get('loss', float('nan')):.4f} (last log); {metrics}",
+            f"{last.get('loss', float('nan')):.4f} (last log); {metrics or 'no other metric'}; "
+            f"{last.get('seconds', float('nan')):.0f} s",
             "",
             "![loss](loss.png)",
             "",
