@@ -124,6 +124,23 @@ def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path)
     assert (tmp_path / "q" / "pool.sqlite").stat().st_size >= before
 
 
+def test_scale_with_a_process_reward_runs_every_aggregation(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    """A reward with ``score_steps`` (the shipped PRM) enters as a process reward: best-of-N
+    and weighted majority with last / min / prod / mean, its weights' fingerprint recorded."""
+    args = ["scale", "--quick", "--policy", str(tiny_llama_dir), "--runs-dir", str(tmp_path)]
+    args += ["--name", "p", "--problems", "3", "--n-max", "2", "--difficulty", "1-2"]
+    result = runner.invoke(app, [*args, "--rewards", "logprob,prm"])
+    assert result.exit_code == 0, result.output
+    strategies = {r["strategy"] for r in _check_run(tmp_path / "p")}
+    for agg in ("last", "min", "prod", "mean"):
+        assert {f"bon[prm:{agg}]", f"wmaj[prm:{agg}]"} <= strategies
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert len(summary["rewards"]["prm"]["fingerprint"]) == 16
+    assert summary["rewards"]["logprob"]["fingerprint"] == ""
+
+
 @pytest.mark.slow
 def test_scale_on_an_imported_real_pool(tmp_path: Path) -> None:
     result = runner.invoke(

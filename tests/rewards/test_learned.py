@@ -159,3 +159,43 @@ def test_shipped_default_models_load_and_conform() -> None:
         reward = load(device="cpu")
         assert reward.name == name and type(reward).__name__ == cls and reward.params > 0
         check_reward(reward, problems, cands)
+
+
+def test_retrained_weights_get_a_new_fingerprint_and_never_reuse_cached_scores(
+    tiny: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from rewardlab.search.pool import reward_store_label, score_pool
+    from rewardlab.store import SampleStore
+
+    out = tmp_path / "orm"
+
+    def train(seed: int) -> Any:
+        cfg = RMTrainConfig(
+            data=str(data[0]),
+            backbone=str(tiny),
+            out=str(out),
+            steps=2,
+            batch_size=4,
+            warmup_steps=1,
+            lr=1e-2,
+            seed=seed,
+            cpu=True,
+        )
+        train_orm(cfg)
+        return load_reward(str(out), name="orm", device="cpu")
+
+    first = train(0)
+    assert len(first.fingerprint) == 16
+    assert load_reward(str(out), name="orm", device="cpu").fingerprint == first.fingerprint
+    problems, cands = _pool()
+    pool = [[c] for c in cands]
+    keys = [f"req-{p.id}" for p in problems]
+    store = SampleStore(tmp_path / "s.sqlite")
+    old = [row[0].value for row in score_pool(first, problems, pool, keys, store)]
+    second = train(1)
+    assert second.fingerprint != first.fingerprint
+    assert reward_store_label(second) != reward_store_label(first)
+    assert reward_store_label(second, step=True).endswith("#steps")
+    new = [row[0].value for row in score_pool(second, problems, pool, keys, store)]
+    fresh = [s.value for s in second.score(problems, cands)]
+    assert new == pytest.approx(fresh) and new != pytest.approx(old)

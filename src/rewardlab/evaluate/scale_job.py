@@ -169,6 +169,7 @@ def run_scale(
     costs: dict[str, VerifierCost] = {}
     prompt_tok, gen_tok = token_arrays(loaded.pool)
     skipped: dict[str, str] = {}
+    fingerprints: dict[str, str] = {}
     disagreements: list[dict[str, Any]] | None = None
     if cfg.pool_file:
         outcome.update(imported_scores(loaded.pool))
@@ -176,7 +177,9 @@ def run_scale(
         dump_json(out / "label_disagreements.json", disagreements)
     for spec in cfg.rewards:
         reward = load_reward(spec)
-        is_step = hasattr(reward, "score_steps") and not hasattr(reward, "score")
+        fingerprints[reward.name] = str(getattr(reward, "fingerprint", "") or "")
+        # A reward that can score steps enters as a process reward (every aggregation).
+        is_step = callable(getattr(reward, "score_steps", None))
         with progress(f"scoring with {reward.name}", 1) as update:
             scores = score_pool(
                 reward,
@@ -225,7 +228,11 @@ def run_scale(
         "n_max": n,
         "ks": ks,
         "strategies": [s.name for s in strategies],
-        "rewards": {k: {"params": v.params} for k, v in costs.items() if k not in skipped},
+        "rewards": {
+            k: {"params": v.params, "fingerprint": fingerprints.get(k, "")}
+            for k, v in costs.items()
+            if k not in skipped
+        },
         "skipped_rewards": skipped,
         "imported_label_disagreements": None if disagreements is None else len(disagreements),
         "versions": _versions(),

@@ -101,6 +101,7 @@ class ImplicitPRM:
     aggregate: str = "sum"
     name: str = "implicit-prm"
     batch_size: int = 32
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         check_settings(self.aggregate, self.batch_size)

@@ -29,6 +29,7 @@ preference RMs, ensembles) is handed to that loader. Nothing is downloaded: ever
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -186,6 +187,7 @@ def _load_recipe(
         "name": name or man.name or path.resolve().name,
         "batch_size": batch_size,
         "aggregate": aggregate or man.aggregate,
+        "fingerprint": weights_fingerprint(path),
     }
     if man.recipe == "prm-tag":
         kwargs.update(good=man.good_token, bad=man.bad_token)
@@ -193,6 +195,20 @@ def _load_recipe(
         assert man.ref is not None and man.beta is not None
         kwargs.update(ref=load_model(path / man.ref, auto_class, device), beta=man.beta)
     return _import(target)(**kwargs)
+
+
+def weights_fingerprint(path: Path) -> str:
+    """First 16 hex digits of the SHA-256 of a checkpoint's weight files (and its manifest):
+    two checkpoints with the same name but other weights get different fingerprints."""
+    digest = hashlib.sha256()
+    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("ref/*.safetensors"))
+    for f in [*files, path / MANIFEST]:
+        if f.is_file():
+            digest.update(f.name.encode())
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def asset_dir(name: str) -> Path:

@@ -47,6 +47,7 @@ class ORM:
         fmt: the step format it was trained with.
         name: the reward's name (store key, strategy labels).
         batch_size: candidates per forward pass.
+        fingerprint: identifies the weights (see :class:`~rewardlab.rewards.prm.TagPRM`).
         aggregate: unused by an ORM (kept so every learned reward has the same fields).
     """
 
@@ -55,6 +56,7 @@ class ORM:
     fmt: StepFormat = field(default_factory=StepFormat)
     name: str = "orm"
     batch_size: int = 32
+    fingerprint: str = ""
     aggregate: str = "last"
 
     def __post_init__(self) -> None:

@@ -240,6 +240,8 @@ class TagPRM:
         aggregate: how ``score`` turns step scores into one value (``last`` by default).
         name: the reward's name (store key, strategy labels).
         batch_size: candidates per forward pass.
+        fingerprint: identifies the weights (the loader sets a hash of the checkpoint), so
+            cached scores of an older model under the same name are never reused.
     """
 
     model: Any
@@ -250,6 +252,7 @@ class TagPRM:
     aggregate: str = "last"
     name: str = "prm"
     batch_size: int = 32
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         check_settings(self.aggregate, self.batch_size)
@@ -295,6 +298,7 @@ class ClassifierPRM:
     aggregate: str = "last"
     name: str = "prm"
     batch_size: int = 32
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         check_settings(self.aggregate, self.batch_size)
@@ -336,6 +340,7 @@ class OVM:
     aggregate: str = "last"
     name: str = "ovm"
     batch_size: int = 32
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         check_settings(self.aggregate, self.batch_size)

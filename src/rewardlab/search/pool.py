@@ -148,6 +148,13 @@ def summarize(problems: Sequence[Problem], pool: Sequence[Sequence[Candidate]]) 
     return PoolSummary(tuple(rows))
 
 
+def reward_store_label(reward: Any, step: bool = False) -> str:
+    """The store's name for a reward's scores: ``name[@fingerprint][#steps]``."""
+    fingerprint = str(getattr(reward, "fingerprint", "") or "")
+    label = f"{reward.name}@{fingerprint}" if fingerprint else str(reward.name)
+    return f"{label}#steps" if step else label
+
+
 def score_pool(
     reward: Any,
     problems: Sequence[Problem],
@@ -162,9 +169,11 @@ def score_pool(
     """Scores of ``reward`` for every candidate, computing (and storing) only what is missing.
 
     ``keys[i]`` is the store request key of ``pool[i]``. With ``step=True`` the reward's
-    ``score_steps`` is used (a process reward) and stored under ``<name>#steps``.
+    ``score_steps`` is used (a process reward) and stored under ``<name>#steps``. A reward
+    with a non-empty ``fingerprint`` (learned rewards: a hash of their weights) is stored
+    under ``<name>@<fingerprint>``, so retrained weights never reuse an older model's scores.
     """
-    label = f"{reward.name}#steps" if step else str(reward.name)
+    label = reward_store_label(reward, step)
     flat = [(i, c) for i, row in enumerate(pool) for c in row]
     stored = store.scores(label, [(keys[i], c.index) for i, c in flat])
     todo = [j for j, s in enumerate(stored) if s is None]
