@@ -20,17 +20,10 @@ searched in lockstep so each round's prefixes go to the policy in one batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rewardlab.label.base import (
-    Progress,
-    StepLabels,
-    check_inputs,
-    chunks,
-    labels_from_first_error,
-    terminal_value,
-)
+from rewardlab.label.base import StepLabels, labels_from_first_error, terminal_value
+from rewardlab.label.common import ChunkedLabeler, step_labels
 from rewardlab.label.rollouts import Estimate, RolloutEstimator
 from rewardlab.types import Candidate, Problem
 
@@ -69,7 +62,7 @@ class _Search:
 
 
 @dataclass(frozen=True)
-class BinarySearchLabeler:
+class BinarySearchLabeler(ChunkedLabeler):
     """OmegaPRM's binary search: hard labels up to the first error, MC only where it looks.
 
     Args:
@@ -90,22 +83,9 @@ class BinarySearchLabeler:
     def name(self) -> str:
         return "binary"
 
-    def label(
-        self,
-        problems: Sequence[Problem],
-        samples: Sequence[Candidate],
-        progress: Progress | None = None,
-    ) -> list[StepLabels]:
-        check_inputs(problems, samples)
-        out: list[StepLabels] = []
-        for part in chunks(len(samples), self.chunk):
-            probs = [problems[i] for i in part]
-            samps = [samples[i] for i in part]
-            searches = self._search(probs, samps)
-            out += [self._record(p, s, q) for p, s, q in zip(probs, samps, searches, strict=True)]
-            if progress is not None:
-                progress(part.stop, len(samples))
-        return out
+    def _label_chunk(self, problems: list[Problem], samples: list[Candidate]) -> list[StepLabels]:
+        searches = self._search(problems, samples)
+        return [self._record(p, s, q) for p, s, q in zip(problems, samples, searches, strict=True)]
 
     def _search(self, problems: list[Problem], samples: list[Candidate]) -> list[_Search]:
         task = self.estimator.task
@@ -131,24 +111,17 @@ class BinarySearchLabeler:
     def _record(self, problem: Problem, sample: Candidate, search: _Search) -> StepLabels:
         assert search.first_error is not None
         fe = search.first_error
-        est = search.visited.values()
-        values = tuple(
+        values = [
             search.visited[j + 1].value if j + 1 in search.visited else None
             for j in range(search.n)
-        )
-        labels = labels_from_first_error(search.n, fe, truncate=True)
-        return StepLabels(
-            problem=problem,
-            sample_index=sample.index,
-            completions=tuple(sample.steps[: len(labels)]),
-            labels=labels,
-            labeler=self.name,
-            first_error=fe,
-            n_steps=search.n,
-            rollouts=sum(e.k for e in est),
-            prompt_tokens=sum(e.prompt_tokens for e in est),
-            generated_tokens=sum(e.generated_tokens for e in est),
-            fresh_rollouts=sum(e.fresh for e in est),
+        ]
+        return step_labels(
+            self.name,
+            problem,
+            sample,
+            labels_from_first_error(search.n, fe, truncate=True),
+            fe,
+            estimates=search.visited.values(),
             values=values,
             info={"k": self.k, "visited": sorted(search.visited)},
         )

@@ -18,24 +18,16 @@ step, ``k * n`` per ``n``-step sample (``k * (n - 1)`` when it is finished).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewardlab.label.base import (
-    Label,
-    Progress,
-    StepLabels,
-    check_inputs,
-    chunks,
-    first_false,
-    terminal_value,
-)
+from rewardlab.label.base import Label, StepLabels, first_false
+from rewardlab.label.common import ChunkedLabeler, estimate_prefixes, step_labels
 from rewardlab.label.rollouts import Estimate, RolloutEstimator
 from rewardlab.types import Candidate, Problem
 
 
 @dataclass(frozen=True)
-class MonteCarloLabeler:
+class MonteCarloLabeler(ChunkedLabeler):
     """Math-Shepherd labels from ``k`` rollouts per step prefix.
 
     Args:
@@ -61,64 +53,36 @@ class MonteCarloLabeler:
     def name(self) -> str:
         return "mc-soft" if self.soft else "mc-hard"
 
-    def label(
-        self,
-        problems: Sequence[Problem],
-        samples: Sequence[Candidate],
-        progress: Progress | None = None,
-    ) -> list[StepLabels]:
-        check_inputs(problems, samples)
-        out: list[StepLabels] = []
-        for part in chunks(len(samples), self.chunk):
-            out += self._label_chunk([problems[i] for i in part], [samples[i] for i in part])
-            if progress is not None:
-                progress(part.stop, len(samples))
-        return out
-
     def _label_chunk(self, problems: list[Problem], samples: list[Candidate]) -> list[StepLabels]:
-        task = self.estimator.task
-        terminal = [terminal_value(task, p, s) for p, s in zip(problems, samples, strict=True)]
-        queries: list[tuple[Problem, Sequence[str]]] = []
-        owners: list[tuple[int, int]] = []  # (sample, step)
-        for i, (p, s) in enumerate(zip(problems, samples, strict=True)):
-            last = len(s.steps) - (terminal[i] is not None)
-            for t in range(last):
-                queries.append((p, s.steps[: t + 1]))
-                owners.append((i, t))
-        estimates = self.estimator.estimate(queries, self.k) if queries else []
-        per_sample: list[dict[int, Estimate]] = [{} for _ in samples]
-        for (i, t), e in zip(owners, estimates, strict=True):
-            per_sample[i][t] = e
+        per_sample = estimate_prefixes(  # every prefix s_{1..t}, but a finished sample's whole
+            self.estimator, self.k, problems, samples, lambda n, done: range(1, n + 1 - done)
+        )
         return [
-            self._record(p, s, per_sample[i], terminal[i])
-            for i, (p, s) in enumerate(zip(problems, samples, strict=True))
+            self._record(p, s, est, final)
+            for p, s, (est, final) in zip(problems, samples, per_sample, strict=True)
         ]
 
     def _record(
         self, problem: Problem, sample: Candidate, est: dict[int, Estimate], final: float | None
     ) -> StepLabels:
-        n = len(sample.steps)
-        values = [est[t].value if t in est else final for t in range(n)]
+        """``est`` maps a prefix length ``t + 1`` to the estimate after step ``t``."""
+        after = range(1, len(sample.steps) + 1)
+        values = [est[j].value if j in est else final for j in after]
         assert all(v is not None for v in values)
         good = [v is not None and v > 0 for v in values]
         first_error = first_false(good)
         labels: list[Label] = [float(v or 0.0) for v in values] if self.soft else list(good)
-        keep = first_error + 1 if self.truncate and first_error >= 0 else n
-        return StepLabels(
-            problem=problem,
-            sample_index=sample.index,
-            completions=tuple(sample.steps[:keep]),
-            labels=tuple(labels[:keep]),
-            labeler=self.name,
-            first_error=first_error,
-            n_steps=n,
-            rollouts=sum(e.k for e in est.values()),
-            prompt_tokens=sum(e.prompt_tokens for e in est.values()),
-            generated_tokens=sum(e.generated_tokens for e in est.values()),
-            fresh_rollouts=sum(e.fresh for e in est.values()),
-            values=tuple(values),
+        return step_labels(
+            self.name,
+            problem,
+            sample,
+            labels,
+            first_error,
+            truncate=self.truncate,
+            estimates=est.values(),
+            values=values,
             info={
                 "k": self.k,
-                "successes": [est[t].successes if t in est else None for t in range(n)],
+                "successes": [est[j].successes if j in est else None for j in after],
             },
         )

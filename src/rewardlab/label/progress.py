@@ -31,14 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb
 
-from rewardlab.label.base import (
-    Label,
-    Progress,
-    StepLabels,
-    check_inputs,
-    chunks,
-    terminal_value,
-)
+from rewardlab.label.base import Label, StepLabels
+from rewardlab.label.common import ChunkedLabeler, estimate_prefixes, step_labels
 from rewardlab.label.rollouts import Estimate, RolloutEstimator
 from rewardlab.types import Candidate, Problem
 
@@ -77,7 +71,7 @@ def first_error_from_progress(advantages: Sequence[float], end_value: float, mar
 
 
 @dataclass(frozen=True)
-class ProgressLabeler:
+class ProgressLabeler(ChunkedLabeler):
     """PAV progress labels: per-step advantage of a prover, estimated by MC rollouts.
 
     Args:
@@ -108,37 +102,17 @@ class ProgressLabeler:
     def name(self) -> str:
         return "progress"
 
-    def label(
-        self,
-        problems: Sequence[Problem],
-        samples: Sequence[Candidate],
-        progress: Progress | None = None,
-    ) -> list[StepLabels]:
-        check_inputs(problems, samples)
-        out: list[StepLabels] = []
-        for part in chunks(len(samples), self.chunk):
-            out += self._label_chunk([problems[i] for i in part], [samples[i] for i in part])
-            if progress is not None:
-                progress(part.stop, len(samples))
-        return out
-
     def _label_chunk(self, problems: list[Problem], samples: list[Candidate]) -> list[StepLabels]:
-        roller = self.prover or self.estimator
-        task = roller.task
-        terminal = [terminal_value(task, p, s) for p, s in zip(problems, samples, strict=True)]
-        queries: list[tuple[Problem, Sequence[str]]] = []
-        owners: list[tuple[int, int]] = []  # (sample, prefix length)
-        for i, (p, s) in enumerate(zip(problems, samples, strict=True)):
-            for j in range(len(s.steps) + (terminal[i] is None)):
-                queries.append((p, s.steps[:j]))
-                owners.append((i, j))
-        estimates = roller.estimate(queries, self.k)
-        per_sample: list[dict[int, Estimate]] = [{} for _ in samples]
-        for (i, j), e in zip(owners, estimates, strict=True):
-            per_sample[i][j] = e
+        per_sample = estimate_prefixes(  # s_0 .. s_{n-1}, and s_n when unfinished
+            self.prover or self.estimator,
+            self.k,
+            problems,
+            samples,
+            lambda n, done: range(n + 1 - done),
+        )
         return [
-            self._record(p, s, per_sample[i], terminal[i])
-            for i, (p, s) in enumerate(zip(problems, samples, strict=True))
+            self._record(p, s, est, final)
+            for p, s, (est, final) in zip(problems, samples, per_sample, strict=True)
         ]
 
     def _value(self, e: Estimate) -> float:
@@ -151,21 +125,16 @@ class ProgressLabeler:
         v = [self._value(est[j]) if j in est else float(final or 0.0) for j in range(n + 1)]
         advantages = [v[h + 1] - v[h] for h in range(n)]
         first_error = first_error_from_progress(advantages, v[n], self.margin)
-        keep = first_error + 1 if self.truncate and first_error >= 0 else n
         labels: list[Label] = list(advantages)
-        return StepLabels(
-            problem=problem,
-            sample_index=sample.index,
-            completions=tuple(sample.steps[:keep]),
-            labels=tuple(labels[:keep]),
-            labeler=self.name,
-            first_error=first_error,
-            n_steps=n,
-            rollouts=sum(e.k for e in est.values()),
-            prompt_tokens=sum(e.prompt_tokens for e in est.values()),
-            generated_tokens=sum(e.generated_tokens for e in est.values()),
-            fresh_rollouts=sum(e.fresh for e in est.values()),
-            values=tuple(v[1:]),
+        return step_labels(
+            self.name,
+            problem,
+            sample,
+            labels,
+            first_error,
+            truncate=self.truncate,
+            estimates=est.values(),
+            values=v[1:],
             info={
                 "k": self.k,
                 "prover_k": self.prover_k,

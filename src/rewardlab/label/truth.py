@@ -15,15 +15,10 @@ rollouts are spent, so every other labeler's quality can be measured against the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewardlab.label.base import (
-    Progress,
-    StepLabels,
-    check_inputs,
-    labels_from_first_error,
-)
+from rewardlab.label.base import StepLabels, labels_from_first_error
+from rewardlab.label.common import ChunkedLabeler, step_labels
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Problem
 
@@ -47,7 +42,7 @@ def true_first_error(task: Task, problem: Problem, sample: Candidate) -> int:
 
 
 @dataclass(frozen=True)
-class TruthLabeler:
+class TruthLabeler(ChunkedLabeler):
     """The task's exact step truth as a labeler (zero rollouts).
 
     Args:
@@ -63,28 +58,10 @@ class TruthLabeler:
     def name(self) -> str:
         return "truth"
 
-    def label(
-        self,
-        problems: Sequence[Problem],
-        samples: Sequence[Candidate],
-        progress: Progress | None = None,
-    ) -> list[StepLabels]:
-        check_inputs(problems, samples)
+    def _label_chunk(self, problems: list[Problem], samples: list[Candidate]) -> list[StepLabels]:
         out = []
-        for i, (p, s) in enumerate(zip(problems, samples, strict=True)):
+        for p, s in zip(problems, samples, strict=True):
             fe = true_first_error(self.task, p, s)
             labels = labels_from_first_error(len(s.steps), fe, self.truncate)
-            out.append(
-                StepLabels(
-                    problem=p,
-                    sample_index=s.index,
-                    completions=tuple(s.steps[: len(labels)]),
-                    labels=labels,
-                    labeler=self.name,
-                    first_error=fe,
-                    n_steps=len(s.steps),
-                )
-            )
-            if progress is not None:
-                progress(i + 1, len(samples))
+            out.append(step_labels(self.name, p, s, labels, fe))
         return out

@@ -20,16 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.rewards.prm import (
-    batch_tensors,
-    check_settings,
-    max_positions,
-    model_device,
-    param_count,
-    score_one_pass,
-)
+from rewardlab.rewards.prm import OnePassScorer, batch_tensors, model_device, param_count
 from rewardlab.rewards.step_format import Encoded, StepFormat
-from rewardlab.types import Candidate, Problem, Score
 
 
 def token_logprobs(model: Any, ids: Any, mask: Any) -> Any:
@@ -79,7 +71,7 @@ def log_ratio(model: Any, ref: Any, ids: Any, mask: Any) -> Any:
 
 
 @dataclass(frozen=True, eq=False)
-class ImplicitPRM:
+class ImplicitPRM(OnePassScorer):
     """Implicit PRM: step reward = ``beta * sum over the step's tokens of log(pi / pi_ref)``.
 
     Args:
@@ -91,6 +83,9 @@ class ImplicitPRM:
         fmt: the step format it was trained with.
         aggregate: ``sum`` (default: ``r(y)``), or ``last``/``min``/``mean``/``prod``.
         name, batch_size: reward name and candidates per forward pass.
+
+    ``score_steps`` gives the per-step rewards ``r_t`` in ``Score.steps``; ``value`` = their
+    aggregate (one pass of each model per batch, :class:`~rewardlab.rewards.prm.OnePassScorer`).
     """
 
     model: Any
@@ -104,7 +99,7 @@ class ImplicitPRM:
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
-        check_settings(self.aggregate, self.batch_size)
+        super().__post_init__()
         if self.beta <= 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
 
@@ -113,10 +108,6 @@ class ImplicitPRM:
         """Both models run on every token: the scaling job charges their sum."""
         return param_count(self.model) + param_count(self.ref)
 
-    @property
-    def max_length(self) -> int | None:
-        return max_positions(self.model)
-
     def read(self, batch: Sequence[Encoded]) -> list[np.ndarray]:
         ids, mask, rows, _ = batch_tensors(self.model, self.tokenizer, batch)
         ratio = log_ratio(self.model, self.ref, ids, mask)
@@ -124,12 +115,3 @@ class ImplicitPRM:
         per_step = self.beta * (ratio[rows] * steps).sum(-1)
         counts = np.cumsum([len(e.boundaries) for e in batch])[:-1]
         return list(np.split(per_step.cpu().numpy(), counts))
-
-    def score_steps(
-        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
-    ) -> list[Score]:
-        """Per-step rewards ``r_t`` in ``Score.steps``; ``value`` = their aggregate."""
-        return score_one_pass(self, problems, candidates)
-
-    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]:
-        return score_one_pass(self, problems, candidates)

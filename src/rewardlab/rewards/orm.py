@@ -15,14 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.rewards.prm import (
-    batch_tensors,
-    check_settings,
-    encode_candidates,
-    max_positions,
-    param_count,
-    run_batched,
-)
+from rewardlab.rewards.prm import OnePassSettings, batch_tensors, encode_candidates, run_batched
 from rewardlab.rewards.step_format import Encoded, StepFormat
 from rewardlab.types import Candidate, Problem, Score
 
@@ -37,7 +30,7 @@ def sequence_logits(model: Any, ids: Any, mask: Any) -> Any:
 
 
 @dataclass(frozen=True, eq=False)
-class ORM:
+class ORM(OnePassSettings):
     """Outcome reward model (a :class:`~rewardlab.rewards.base.Reward`): value = P(correct).
 
     Args:
@@ -58,18 +51,6 @@ class ORM:
     batch_size: int = 32
     fingerprint: str = ""
     aggregate: str = "last"
-
-    def __post_init__(self) -> None:
-        check_settings(self.aggregate, self.batch_size)
-
-    @property
-    def params(self) -> int:
-        """Parameter count (the scaling job charges ``2 * params`` FLOPs per scored token)."""
-        return param_count(self.model)
-
-    @property
-    def max_length(self) -> int | None:
-        return max_positions(self.model)
 
     def read(self, batch: Sequence[Encoded]) -> list[np.ndarray]:
         """P(correct) of each sequence, as a one-element array."""

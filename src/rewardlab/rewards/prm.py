@@ -227,8 +227,51 @@ def check_settings(aggregate_how: str, batch_size: int) -> None:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
+class OnePassSettings:
+    """What every learned recipe shares: settings checked at construction, its parameter count
+    and context length from ``model``. Mixed into the frozen dataclasses, which declare these
+    attributes as fields (the bare annotations here only type them)."""
+
+    model: Any
+    tokenizer: Any
+    fmt: StepFormat
+    aggregate: str
+    name: str
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        check_settings(self.aggregate, self.batch_size)
+
+    @property
+    def params(self) -> int:
+        """Parameter count (the scaling job charges ``2 * params`` FLOPs per scored token)."""
+        return param_count(self.model)
+
+    @property
+    def max_length(self) -> int | None:
+        return max_positions(self.model)
+
+    def read(self, batch: Sequence[Encoded]) -> list[np.ndarray]:
+        """Step values of every sequence of ``batch`` (one forward pass), one per boundary."""
+        raise NotImplementedError
+
+
+class OnePassScorer(OnePassSettings):
+    """A step reward scored by :func:`score_one_pass`: ``score_steps`` and ``score``."""
+
+    def score_steps(
+        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
+    ) -> list[Score]:
+        """One value per step in ``Score.steps`` (``value`` = their aggregate); one pass each."""
+        return score_one_pass(self, problems, candidates)
+
+    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]:
+        """The aggregated step scores (``self.aggregate``); the steps stay in ``Score.steps``."""
+        return score_one_pass(self, problems, candidates)
+
+
 @dataclass(frozen=True, eq=False)
-class TagPRM:
+class TagPRM(OnePassScorer):
     """Math-Shepherd-style PRM: a causal LM whose next-token logits at the tag after each step
     say good (``good``) or bad (``bad``); step score = P(good) over {good, bad}.
 
@@ -254,37 +297,15 @@ class TagPRM:
     batch_size: int = 32
     fingerprint: str = ""
 
-    def __post_init__(self) -> None:
-        check_settings(self.aggregate, self.batch_size)
-
-    @property
-    def params(self) -> int:
-        """Parameter count (the scaling job charges ``2 * params`` FLOPs per scored token)."""
-        return param_count(self.model)
-
-    @property
-    def max_length(self) -> int | None:
-        return max_positions(self.model)
-
     def read(self, batch: Sequence[Encoded]) -> list[np.ndarray]:
         good, bad = token_id(self.tokenizer, self.good), token_id(self.tokenizer, self.bad)
         ids, mask, rows, pos = batch_tensors(self.model, self.tokenizer, batch)
         probs = tag_logits(self.model, ids, mask, rows, pos, good, bad).softmax(-1)[:, 1]
         return split_counts(probs, batch)
 
-    def score_steps(
-        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
-    ) -> list[Score]:
-        """One value per step in ``Score.steps`` (``value`` = their aggregate); one pass each."""
-        return score_one_pass(self, problems, candidates)
-
-    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]:
-        """The aggregated step scores (``self.aggregate``); the steps stay in ``Score.steps``."""
-        return score_one_pass(self, problems, candidates)
-
 
 @dataclass(frozen=True, eq=False)
-class ClassifierPRM:
+class ClassifierPRM(OnePassScorer):
     """Qwen2.5-Math-PRM-style PRM: a 2-class token-classification head read at the separator
     after each step; step score = P(class 1), class 1 = good step (as TRL's ``PRMTrainer``).
 
@@ -300,33 +321,14 @@ class ClassifierPRM:
     batch_size: int = 32
     fingerprint: str = ""
 
-    def __post_init__(self) -> None:
-        check_settings(self.aggregate, self.batch_size)
-
-    @property
-    def params(self) -> int:
-        return param_count(self.model)
-
-    @property
-    def max_length(self) -> int | None:
-        return max_positions(self.model)
-
     def read(self, batch: Sequence[Encoded]) -> list[np.ndarray]:
         ids, mask, rows, pos = batch_tensors(self.model, self.tokenizer, batch)
         probs = classifier_logits(self.model, ids, mask, rows, pos).softmax(-1)[:, 1]
         return split_counts(probs, batch)
 
-    def score_steps(
-        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
-    ) -> list[Score]:
-        return score_one_pass(self, problems, candidates)
-
-    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]:
-        return score_one_pass(self, problems, candidates)
-
 
 @dataclass(frozen=True, eq=False)
-class OVM:
+class OVM(OnePassScorer):
     """Outcome-supervised value model (Yu et al. 2024): a value head (token classification,
     ``num_labels=1``) regressed on the final outcome at every step boundary; step score = the
     predicted value of the prefix (its estimated chance of ending correct).
@@ -342,25 +344,6 @@ class OVM:
     batch_size: int = 32
     fingerprint: str = ""
 
-    def __post_init__(self) -> None:
-        check_settings(self.aggregate, self.batch_size)
-
-    @property
-    def params(self) -> int:
-        return param_count(self.model)
-
-    @property
-    def max_length(self) -> int | None:
-        return max_positions(self.model)
-
     def read(self, batch: Sequence[Encoded]) -> list[np.ndarray]:
         ids, mask, rows, pos = batch_tensors(self.model, self.tokenizer, batch)
         return split_counts(classifier_logits(self.model, ids, mask, rows, pos)[:, 0], batch)
-
-    def score_steps(
-        self, problems: Sequence[Problem], candidates: Sequence[Candidate]
-    ) -> list[Score]:
-        return score_one_pass(self, problems, candidates)
-
-    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]:
-        return score_one_pass(self, problems, candidates)

@@ -29,7 +29,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cached_property
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -217,6 +217,44 @@ def _label(kind: str, reward: str, aggregate: str | None) -> str:
     return f"{kind}[{reward}]" if aggregate is None else f"{kind}[{reward}:{aggregate}]"
 
 
+class _ScoredSelector(Selector, Protocol):
+    """A selector that chooses by one reward of the pool (self type of :class:`_RewardSelector`)."""
+
+    @property
+    def reward(self) -> str: ...
+
+    @property
+    def aggregate(self) -> Aggregate | None: ...
+
+
+class _RewardSelector:
+    """What the reward-driven selectors share: a checked ``reward`` (+ ``aggregate``) named
+    ``<_kind>[reward(:aggregate)]``, and ``select`` = ``choose`` on that reward's pool row.
+    Mixed into frozen dataclasses that declare ``reward`` and ``aggregate`` as fields."""
+
+    _kind: ClassVar[str]
+    reward: str
+    aggregate: Aggregate | None
+
+    def __post_init__(self) -> None:
+        _check_reward(self.reward, self.aggregate)
+
+    @property
+    def name(self) -> str:
+        return _label(self._kind, self.reward, self.aggregate)
+
+    def select(
+        self: _ScoredSelector,
+        pool: PoolArrays,
+        problem: int,
+        candidates: Sequence[int] | None = None,
+        *,
+        rng: Gen = None,
+    ) -> int | None:
+        scores = pool.reward(self.reward, self.aggregate)
+        return _select(self, pool, scores, problem, candidates, rng)
+
+
 @dataclass(frozen=True)
 class MajorityVote:
     """Self-consistency (Wang et al. 2023): the most frequent answer among the k wins."""
@@ -245,20 +283,14 @@ class MajorityVote:
 
 
 @dataclass(frozen=True)
-class BestOfN:
+class BestOfN(_RewardSelector):
     """The candidate with the highest reward among the k (Cobbe et al. 2021 verifiers; Gao et al.
     2023). ``aggregate`` turns a step reward into one score per candidate (Snell et al. 2024:
     ``last``); leave it None for an outcome reward."""
 
+    _kind: ClassVar[str] = "bon"
     reward: str
     aggregate: Aggregate | None = None
-
-    def __post_init__(self) -> None:
-        _check_reward(self.reward, self.aggregate)
-
-    @property
-    def name(self) -> str:
-        return _label("bon", self.reward, self.aggregate)
 
     def curve(self, pool: PoolArrays, ks: Ks, rng: Rng = 0, n_resamples: int = 100) -> np.ndarray:
         return bon_at_k(pool.reward(self.reward, self.aggregate), pool.correct, ks)
@@ -268,34 +300,17 @@ class BestOfN:
     ) -> int | None:
         return _argmax(scores, rng)
 
-    def select(
-        self,
-        pool: PoolArrays,
-        problem: int,
-        candidates: Sequence[int] | None = None,
-        *,
-        rng: Gen = None,
-    ) -> int | None:
-        scores = pool.reward(self.reward, self.aggregate)
-        return _select(self, pool, scores, problem, candidates, rng)
-
 
 @dataclass(frozen=True)
-class WeightedMajority:
+class WeightedMajority(_RewardSelector):
     """The answer with the highest summed reward among the k (papers.md ``weighted_sc``; Li et al.
     2023; Snell et al. 2024 "best-of-N weighted"). Rewards are weights, so they must be >= 0:
     map a logit or log-probability reward to a probability first (sigmoid, exp). ``aggregate``
     as in :class:`BestOfN`."""
 
+    _kind: ClassVar[str] = "wmaj"
     reward: str
     aggregate: Aggregate | None = None
-
-    def __post_init__(self) -> None:
-        _check_reward(self.reward, self.aggregate)
-
-    @property
-    def name(self) -> str:
-        return _label("wmaj", self.reward, self.aggregate)
 
     def curve(self, pool: PoolArrays, ks: Ks, rng: Rng = 0, n_resamples: int = 100) -> np.ndarray:
         scores = pool.reward(self.reward, self.aggregate)
@@ -310,17 +325,6 @@ class WeightedMajority:
         self, answer_ids: np.ndarray, scores: np.ndarray | None = None, *, rng: Gen = None
     ) -> int | None:
         return _vote(answer_ids, _weights(scores), rng)
-
-    def select(
-        self,
-        pool: PoolArrays,
-        problem: int,
-        candidates: Sequence[int] | None = None,
-        *,
-        rng: Gen = None,
-    ) -> int | None:
-        scores = pool.reward(self.reward, self.aggregate)
-        return _select(self, pool, scores, problem, candidates, rng)
 
 
 @dataclass(frozen=True)
