@@ -234,9 +234,11 @@ def test_aggregate_steps_hand_worked() -> None:
     np.testing.assert_allclose(aggregate_steps(steps, "prod"), [0.36, 0.2, np.nan, 0.7])
     # mean: (.9+.5+.8)/3=2.2/3, (.2+1)/2=.6
     np.testing.assert_allclose(aggregate_steps(steps, "mean"), [2.2 / 3, 0.6, np.nan, 0.7])
+    # sum: .9+.5+.8=2.2, .2+1=1.2
+    np.testing.assert_allclose(aggregate_steps(steps, "sum"), [2.2, 1.2, np.nan, 0.7])
 
 
-@pytest.mark.parametrize("how", ["last", "min", "prod", "mean"])
+@pytest.mark.parametrize("how", ["last", "min", "prod", "mean", "sum"])
 def test_aggregate_nan_step_makes_candidate_ungraded(how: str) -> None:
     out = aggregate_steps([np.array([np.nan, 0.5]), np.array([0.5])], how)  # type: ignore[arg-type]
     assert np.isnan(out[0]) and out[1] == 0.5

@@ -46,8 +46,8 @@ __all__ = [
     "weighted_majority_at_k",
 ]
 
-Aggregate = Literal["last", "min", "prod", "mean"]
-AGGREGATES: tuple[Aggregate, ...] = ("last", "min", "prod", "mean")
+Aggregate = Literal["last", "min", "prod", "mean", "sum"]
+AGGREGATES: tuple[Aggregate, ...] = ("last", "min", "prod", "mean", "sum")
 
 
 def default_ks(n: int) -> list[int]:
@@ -259,7 +259,8 @@ def aggregate_steps(steps: Sequence[np.ndarray], how: Aggregate) -> np.ndarray:
 
     ``last`` = the score of the final step (Snell et al. 2024 found it best), ``min`` = the
     weakest step (Lightman et al. 2023), ``prod`` = product of step scores (P(all steps right)
-    if they are independent probabilities), ``mean`` = their average. A candidate with no steps
+    if they are independent probabilities), ``mean`` = their average, ``sum`` = their total
+(an implicit PRM's outcome reward: its step rewards add up to ``r(y)``). A candidate with no steps
     gets NaN (ungraded), and a NaN step makes the whole candidate NaN: an ungraded step is never
     silently skipped.
 
@@ -268,6 +269,8 @@ def aggregate_steps(steps: Sequence[np.ndarray], how: Aggregate) -> np.ndarray:
     [0.5, nan, 0.6]
     >>> aggregate_steps(steps, "prod").round(2).tolist()  # 0.9 * 0.5 * 0.8 = 0.36
     [0.36, nan, 0.6]
+    >>> aggregate_steps(steps, "sum").round(2).tolist()  # 0.9 + 0.5 + 0.8 = 2.2
+    [2.2, nan, 0.6]
     """
     return aggregate_flat(*flatten_steps(steps), how)
 
@@ -294,6 +297,8 @@ def aggregate_flat(flat: np.ndarray, lengths: np.ndarray, how: Aggregate) -> np.
         out[full] = np.minimum.reduceat(flat, starts)
     elif how == "prod":
         out[full] = np.multiply.reduceat(flat, starts)
+    elif how == "sum":
+        out[full] = np.add.reduceat(flat, starts)
     else:
         out[full] = np.add.reduceat(flat, starts) / lengths[full]
     if how == "last":  # min/prod/mean propagate a NaN step already; make `last` as strict

@@ -67,17 +67,28 @@ class ScaleConfig:
 
 
 def default_strategies(
-    rewards: Sequence[str], step_rewards: Sequence[str], signed: Sequence[str] = ()
+    rewards: Sequence[str],
+    step_rewards: Sequence[str],
+    signed: Sequence[str] = (),
+    unbounded_steps: Sequence[str] = (),
 ) -> list[Strategy]:
-    """pass@k (oracle), majority, and best-of-N + weighted majority for every reward
-    (process rewards with each aggregation). Weighted majority needs scores >= 0, so rewards
-    in ``signed`` (e.g. log-probabilities) get best-of-N only."""
+    """pass@k (oracle), majority, and best-of-N + weighted majority for every reward.
+
+    Weighted majority needs scores >= 0, so outcome rewards in ``signed`` (e.g.
+    log-probabilities) get best-of-N only. Process rewards get every aggregation: step
+    probabilities in [0, 1] with last / min / prod / mean (best-of-N and weighted majority);
+    step rewards outside [0, 1] (``unbounded_steps``, e.g. an implicit PRM's log-ratios, where
+    a product means nothing) with last / min / mean / sum, best-of-N only.
+    """
     specs = ["pass", "maj"]
     for r in rewards:
         specs += [f"bon:{r}"] + ([] if r in signed else [f"wmaj:{r}"])
     for r in step_rewards:
-        for agg in ("last", "min", "prod", "mean"):
-            specs += [f"bon:{r}:{agg}", f"wmaj:{r}:{agg}"]
+        if r in unbounded_steps:
+            specs += [f"bon:{r}:{agg}" for agg in ("last", "min", "mean", "sum")]
+        else:
+            for agg in ("last", "min", "prod", "mean"):
+                specs += [f"bon:{r}:{agg}", f"wmaj:{r}:{agg}"]
     return [parse_strategy(s) for s in specs]
 
 
@@ -203,7 +214,9 @@ def run_scale(
     strategies = (
         [parse_strategy(s) for s in cfg.strategies]
         if cfg.strategies
-        else default_strategies(list(outcome), list(steps), signed=_signed(arrays))
+        else default_strategies(
+            list(outcome), list(steps), _signed(arrays), _unbounded_steps(arrays)
+        )
     )
     n = arrays.shape[1]
     ks = default_ks(n)
@@ -252,6 +265,18 @@ def run_scale(
 def _signed(arrays: Any) -> list[str]:
     """Outcome rewards with a negative score somewhere (not usable as vote weights)."""
     return [n for n, a in arrays.scores.items() if np.nanmin(a, initial=0.0) < 0]
+
+
+def _unbounded_steps(arrays: Any) -> list[str]:
+    """Process rewards with a step score outside [0, 1] (not probabilities)."""
+    out = []
+    for name, rows in arrays.step_scores.items():
+        flat = [v for row in rows for steps in row for v in np.asarray(steps, dtype=float)]
+        vals = np.asarray(flat, dtype=float)
+        vals = vals[~np.isnan(vals)]
+        if vals.size and (vals.min() < 0.0 or vals.max() > 1.0):
+            out.append(name)
+    return out
 
 
 def _versions() -> dict[str, str]:
