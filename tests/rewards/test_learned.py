@@ -144,21 +144,18 @@ def test_manifest_validates_and_foreign_loaders_are_dispatched(tmp_path: Path) -
     assert got == tmp_path  # the checkpoint's own loader was called with the directory
 
 
-def test_shipped_default_models_load_and_conform() -> None:
-    from rewardlab.rewards.learned import asset_dir, load_default_orm, load_default_prm
+SHIPPED = (("orm", "ORM"), ("prm", "ClassifierPRM"), ("implicit-prm", "ImplicitPRM"))
 
-    try:
-        asset_dir("orm_arith"), asset_dir("prm_arith")
-    except FileNotFoundError:
-        pytest.skip("the default reward models are not installed")
+
+@pytest.mark.parametrize(("name", "cls"), SHIPPED)
+def test_shipped_default_models_load_and_conform(name: str, cls: str) -> None:
+    """The shipped ORM, PRM and implicit PRM (whose reference is the shipped tiny policy)
+    load by registry name with a weights fingerprint and conform to the Reward contract."""
     problems, cands = _pool()
-    for load, name, cls in (
-        (load_default_orm, "orm", "ORM"),
-        (load_default_prm, "prm", "ClassifierPRM"),
-    ):
-        reward = load(device="cpu")
-        assert reward.name == name and type(reward).__name__ == cls and reward.params > 0
-        check_reward(reward, problems, cands)
+    reward = load_reward(name, device="cpu")
+    assert reward.name == name and type(reward).__name__ == cls and reward.params > 0
+    assert len(reward.fingerprint) == 16
+    check_reward(reward, problems, cands)
 
 
 def test_retrained_weights_get_a_new_fingerprint_and_never_reuse_cached_scores(
