@@ -13,7 +13,8 @@ the scoring recipe and everything scoring must repeat from training::
       "aggregate": "last",               # how `score` turns step scores into one value
       "params": 3407106,                 # parameters run per scored token (FLOPs accounting)
       "good_token": null, "bad_token": null,   # prm-tag only ("+", "-")
-      "beta": null, "ref": null,         # implicit-prm only (beta, reference model subdir)
+      "beta": null, "ref": null,         # implicit-prm only (beta; reference model directory,
+                                         # relative to this one: "ref" or "../tiny_policy")
       "backbone": "...",                 # provenance: the directory it was trained from
       "training": {...}                  # provenance: objective, labels, steps, lr, loss ...
     }
@@ -201,7 +202,10 @@ def weights_fingerprint(path: Path) -> str:
     """First 16 hex digits of the SHA-256 of a checkpoint's weight files (and its manifest):
     two checkpoints with the same name but other weights get different fingerprints."""
     digest = hashlib.sha256()
-    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("ref/*.safetensors"))
+    files = sorted(path.glob("*.safetensors"))
+    raw = json.loads((path / MANIFEST).read_text()) if (path / MANIFEST).is_file() else {}
+    if isinstance(raw.get("ref"), str):  # the reference model may live beside the checkpoint
+        files += sorted((path / raw["ref"]).glob("*.safetensors"))
     for f in [*files, path / MANIFEST]:
         if f.is_file():
             digest.update(f.name.encode())
@@ -230,3 +234,11 @@ def load_default_orm(**kwargs: Any) -> Any:
 def load_default_prm(**kwargs: Any) -> Any:
     """The shipped testbed PRM (``assets/prm_arith``), named ``prm``; aggregation ``last``."""
     return load_learned_reward(asset_dir("prm_arith"), **{"name": "prm", **kwargs})
+
+
+def load_default_implicit_prm(**kwargs: Any) -> Any:
+    """The shipped testbed implicit PRM (``assets/implicit_prm_arith``, reference: the shipped
+    tiny policy), named ``implicit-prm``; aggregation ``sum`` (= its outcome reward r(y))."""
+    return load_learned_reward(
+        asset_dir("implicit_prm_arith"), **{"name": "implicit-prm", **kwargs}
+    )

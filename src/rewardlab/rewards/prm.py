@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -238,6 +238,9 @@ class OnePassSettings:
     aggregate: str
     name: str
     batch_size: int
+    #: the score depends only on the question and the candidate's steps (not on its
+    #: log-probabilities or metadata): identical candidates may be scored once
+    text_only: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_settings(self.aggregate, self.batch_size)

@@ -17,6 +17,7 @@ REWARDS: dict[str, str] = {
     "logprob": "rewardlab.rewards.logprob:MeanLogprobReward",
     "orm": "rewardlab.rewards.learned:load_default_orm",
     "prm": "rewardlab.rewards.learned:load_default_prm",
+    "implicit-prm": "rewardlab.rewards.learned:load_default_implicit_prm",
     "code": "rewardlab.rewards.code:CodeReward",
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
 }

@@ -155,6 +155,21 @@ def reward_store_label(reward: Any, step: bool = False) -> str:
     return f"{label}#steps" if step else label
 
 
+def _same_input_groups(
+    flat: Sequence[tuple[int, Candidate]], todo: Sequence[int], text_only: bool
+) -> list[list[int]]:
+    """``todo`` as groups scored by one call each: a reward whose score depends only on the
+    problem and the candidate's text and steps (``text_only``) scores each distinct
+    (problem, text, steps) once; otherwise every candidate is its own group."""
+    if not text_only:
+        return [[j] for j in todo]
+    groups: dict[tuple[int, str, tuple[str, ...]], list[int]] = {}
+    for j in todo:
+        i, c = flat[j]
+        groups.setdefault((i, c.text, tuple(c.steps)), []).append(j)
+    return list(groups.values())
+
+
 def score_pool(
     reward: Any,
     problems: Sequence[Problem],
@@ -172,27 +187,35 @@ def score_pool(
     ``score_steps`` is used (a process reward) and stored under ``<name>#steps``. A reward
     with a non-empty ``fingerprint`` (learned rewards: a hash of their weights) is stored
     under ``<name>@<fingerprint>``, so retrained weights never reuse an older model's scores.
+    A reward with ``text_only = True`` (its score depends only on the problem and the
+    candidate's text and steps: learned RMs, checkers) scores each distinct candidate of a
+    problem once and stores that score for every copy: a tiny policy at T = 1 repeats itself,
+    and the default pool holds 4,626 distinct solutions in 15,360.
     """
     label = reward_store_label(reward, step)
     flat = [(i, c) for i, row in enumerate(pool) for c in row]
     stored = store.scores(label, [(keys[i], c.index) for i, c in flat])
     todo = [j for j, s in enumerate(stored) if s is None]
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        probs = [problems[flat[j][0]] for j in batch]
-        cands = [flat[j][1] for j in batch]
-        fn = reward.score_steps if step else reward.score
+    groups = _same_input_groups(flat, todo, bool(getattr(reward, "text_only", False)))
+    fn = reward.score_steps if step else reward.score
+    done = 0
+    for start in range(0, len(groups), batch_size):
+        batch = groups[start : start + batch_size]
+        probs = [problems[flat[g[0]][0]] for g in batch]
+        cands = [flat[g[0]][1] for g in batch]
         new = fn(probs, cands)
         if len(new) != len(batch):
             raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(batch)}")
+        rows = [(g, s) for g, s in zip(batch, new, strict=True)]
         store.put_scores(
-            label,
-            [(keys[flat[j][0]], flat[j][1].index, s) for j, s in zip(batch, new, strict=True)],
+            label, [(keys[flat[j][0]], flat[j][1].index, s) for g, s in rows for j in g]
         )
-        for j, s in zip(batch, new, strict=True):
-            stored[j] = s
+        for g, s in rows:
+            for j in g:
+                stored[j] = s
+            done += len(g)
         if progress is not None:
-            progress(min(start + batch_size, len(todo)), len(todo))
+            progress(done, len(todo))
     out: list[list[Score]] = [[] for _ in pool]
     for (i, _), s in zip(flat, stored, strict=True):
         assert s is not None
