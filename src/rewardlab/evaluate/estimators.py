@@ -257,20 +257,20 @@ def _check_resamples(n_resamples: int) -> None:
 def aggregate_steps(steps: Sequence[np.ndarray], how: Aggregate) -> np.ndarray:
     """One score per candidate from its step scores (a PRM's output).
 
-        ``last`` = the score of the final step (Snell et al. 2024 found it best), ``min`` = the
-        weakest step (Lightman et al. 2023), ``prod`` = product of step scores (P(all steps right)
-        if they are independent probabilities), ``mean`` = their average, ``sum`` = their total
-    (an implicit PRM's outcome reward: its step rewards add up to ``r(y)``). A candidate with no steps
-        gets NaN (ungraded), and a NaN step makes the whole candidate NaN: an ungraded step is never
-        silently skipped.
+    ``last`` = the score of the final step (Snell et al. 2024 found it best), ``min`` = the
+    weakest step (Lightman et al. 2023), ``prod`` = product of step scores (P(all steps right)
+    if they are independent probabilities), ``mean`` = their average, ``sum`` = their total (an
+    implicit PRM's outcome reward: its step rewards add up to ``r(y)``). A candidate with no
+    steps gets NaN (ungraded), and a NaN step makes the whole candidate NaN: an ungraded step
+    is never silently skipped.
 
-        >>> steps = [np.array([0.9, 0.5, 0.8]), np.array([]), np.array([0.6])]
-        >>> aggregate_steps(steps, "min").tolist()  # min(0.9, 0.5, 0.8) = 0.5; no steps -> nan
-        [0.5, nan, 0.6]
-        >>> aggregate_steps(steps, "prod").round(2).tolist()  # 0.9 * 0.5 * 0.8 = 0.36
-        [0.36, nan, 0.6]
-        >>> aggregate_steps(steps, "sum").round(2).tolist()  # 0.9 + 0.5 + 0.8 = 2.2
-        [2.2, nan, 0.6]
+    >>> steps = [np.array([0.9, 0.5, 0.8]), np.array([]), np.array([0.6])]
+    >>> aggregate_steps(steps, "min").tolist()  # min(0.9, 0.5, 0.8) = 0.5; no steps -> nan
+    [0.5, nan, 0.6]
+    >>> aggregate_steps(steps, "prod").round(2).tolist()  # 0.9 * 0.5 * 0.8 = 0.36
+    [0.36, nan, 0.6]
+    >>> aggregate_steps(steps, "sum").round(2).tolist()  # 0.9 + 0.5 + 0.8 = 2.2
+    [2.2, nan, 0.6]
     """
     return aggregate_flat(*flatten_steps(steps), how)
 
