@@ -43,7 +43,7 @@ class ScaleConfig:
     problems: int = 240
     n_max: int = 64
     difficulty: tuple[int, int] = (1, 8)
-    rewards: tuple[str, ...] = ("logprob",)
+    rewards: tuple[str, ...] = ()  # empty: the task's defaults (see default_rewards)
     strategies: tuple[str, ...] = ()  # empty: pass, maj, and bon/wmaj for every reward
     seed: int = 0
     temperature: float = 1.0
@@ -59,11 +59,28 @@ class ScaleConfig:
         if self.n_max < 1 or self.problems < 1:
             raise ValueError("n_max and problems must be >= 1")
 
+    @property
+    def rewards_used(self) -> tuple[str, ...]:
+        """``rewards``, or when empty :func:`default_rewards` for this run's task."""
+        return self.rewards or default_rewards(self.task, self.pool_file)
+
     @classmethod
     def quick(cls, **overrides: Any) -> ScaleConfig:
         """A smoke-test run (under a minute on 2 cores)."""
         base = {"problems": 16, "n_max": 8, "difficulty": (1, 4), "n_resamples": 50, "n_boot": 200}
         return cls(**{**base, **overrides})
+
+
+#: The shipped testbed reward models (trained on arith problems only; see
+#: docs/reward_models.md): an ORM, a classifier PRM and an implicit PRM.
+TESTBED_RMS: tuple[str, ...] = ("orm", "prm", "implicit-prm")
+
+
+def default_rewards(task: str, pool_file: str | None = None) -> tuple[str, ...]:
+    """The rewards a run scores when none are named: the policy's mean log-probability, plus
+    the shipped testbed reward models when sampling the ``arith`` testbed (they were trained on
+    it; on GSM8K, MATH-500 or an imported pool they would be out of their domain)."""
+    return ("logprob", *TESTBED_RMS) if task == "arith" and not pool_file else ("logprob",)
 
 
 def default_strategies(
@@ -186,7 +203,7 @@ def run_scale(
         outcome.update(imported_scores(loaded.pool))
         disagreements = check_imported_labels(loaded)
         dump_json(out / "label_disagreements.json", disagreements)
-    for spec in cfg.rewards:
+    for spec in cfg.rewards_used:
         reward = load_reward(spec)
         fingerprints[reward.name] = str(getattr(reward, "fingerprint", "") or "")
         # A reward that can score steps enters as a process reward (every aggregation).
@@ -235,6 +252,7 @@ def run_scale(
     )
     summary = {
         "config": {**asdict(cfg), "difficulty": list(cfg.difficulty)},
+        "rewards_used": list(cfg.rewards_used),
         "policy": loaded.policy_name,
         "policy_params": loaded.policy_params,
         "problems": len(loaded.problems),
