@@ -71,9 +71,10 @@ def test_text_only_reward_scores_each_distinct_candidate_of_a_problem_once(
     )
     assert [[s.value for s in row] for row in out] == [[1, 2, 1, 1], [1, 3, 3, 1]]
     assert sorted(reward.seen) == ["a", "a", "bb", "ccc"]  # distinct per problem, not globally
-    assert seen[-1] == (8, 8)  # progress counts candidates, not calls
-    again = LengthReward()
-    assert score_pool(again, problems, pool, keys, store) == out and again.seen == []
+    assert seen[0] == (0, 8) and seen[-1] == (8, 8)  # progress counts candidates, not calls
+    again, cached = LengthReward(), []
+    reused = score_pool(again, problems, pool, keys, store, progress=lambda d, t: cached.append(d))
+    assert reused == out and again.seen == [] and cached == [8]
 
 
 def test_a_reward_that_reads_logprobs_scores_every_copy(tmp_path: Path) -> None:

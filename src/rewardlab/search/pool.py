@@ -198,7 +198,9 @@ def score_pool(
     todo = [j for j, s in enumerate(stored) if s is None]
     groups = _same_input_groups(flat, todo, bool(getattr(reward, "text_only", False)))
     fn = reward.score_steps if step else reward.score
-    done = 0
+    done = len(flat) - len(todo)  # progress counts every candidate, cached ones as done
+    if progress is not None:
+        progress(done, len(flat))
     for start in range(0, len(groups), batch_size):
         batch = groups[start : start + batch_size]
         probs = [problems[flat[g[0]][0]] for g in batch]
@@ -215,7 +217,7 @@ def score_pool(
                 stored[j] = s
             done += len(g)
         if progress is not None:
-            progress(done, len(todo))
+            progress(done, len(flat))
     out: list[list[Score]] = [[] for _ in pool]
     for (i, _), s in zip(flat, stored, strict=True):
         assert s is not None
