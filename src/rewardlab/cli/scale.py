@@ -31,7 +31,11 @@ def scale(
     n_max: int | None = typer.Option(None, min=1, help="Candidates per problem (default 64)."),
     problems: int | None = typer.Option(None, min=1, help="Number of problems (default 240)."),
     difficulty: str | None = typer.Option(None, help="arith: operations, N or LO-HI (1-8)."),
-    rewards: str | None = typer.Option(None, help="Comma-separated reward names/checkpoints."),
+    rewards: str | None = typer.Option(
+        None,
+        help="Comma-separated reward names/checkpoints (default: logprob, plus the shipped "
+        "orm, prm, implicit-prm when sampling arith).",
+    ),
     strategies: str | None = typer.Option(None, help="Comma-separated, e.g. maj,bon:logprob."),
     seed: int | None = typer.Option(None, help="Seed for problems, sampling, resampling."),
     quick: bool = typer.Option(False, help="Smoke test: 16 problems x 8, under a minute."),
