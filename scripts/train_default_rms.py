@@ -216,13 +216,11 @@ def _finished(out: Path, objective: str, cfg: Any) -> list[dict[str, Any]] | Non
 
 
 def bon_accuracy(values: np.ndarray, correct: np.ndarray) -> float:
-    """Best-of-n accuracy: mean over problems of correct[argmax score] (ties: expected)."""
-    acc = []
-    for v, c in zip(values, correct, strict=True):
-        v = np.where(np.isnan(v), -np.inf, v)
-        top = v == v.max()
-        acc.append(float(c[top].mean()))
-    return float(np.mean(acc))
+    """Best-of-n accuracy: mean over problems of correct[argmax score] (ties: expected; NaN
+    ranks last), i.e. :func:`rewardlab.evaluate.estimators.bon_at_k` at k = n."""
+    from rewardlab.evaluate.estimators import bon_at_k
+
+    return float(bon_at_k(values, correct.astype(bool), [values.shape[1]]).mean())
 
 
 def within_problem_auroc(values: np.ndarray, correct: np.ndarray) -> float:

@@ -27,7 +27,7 @@ from rewardlab.evaluate.scaling import (
     token_arrays,
 )
 from rewardlab.search.offline import Strategy, parse_strategy
-from rewardlab.search.pool import PoolSpec, sample_pool, score_pool
+from rewardlab.search.pool import PoolSpec, fingerprint_of, sample_pool, score_pool
 from rewardlab.store import SampleStore, request_key
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
@@ -205,7 +205,7 @@ def run_scale(
         dump_json(out / "label_disagreements.json", disagreements)
     for spec in cfg.rewards_used:
         reward = load_reward(spec)
-        fingerprints[reward.name] = str(getattr(reward, "fingerprint", "") or "")
+        fingerprints[reward.name] = fingerprint_of(reward)
         # A reward that can score steps enters as a process reward (every aggregation).
         is_step = callable(getattr(reward, "score_steps", None))
         with progress(f"scoring with {reward.name}", 1) as update:
@@ -288,9 +288,8 @@ def _signed(arrays: Any) -> list[str]:
 def _unbounded_steps(arrays: Any) -> list[str]:
     """Process rewards with a step score outside [0, 1] (not probabilities)."""
     out = []
-    for name, rows in arrays.step_scores.items():
-        flat = [v for row in rows for steps in row for v in np.asarray(steps, dtype=float)]
-        vals = np.asarray(flat, dtype=float)
+    for name in arrays.step_scores:
+        vals = arrays.step_values(name)
         vals = vals[~np.isnan(vals)]
         if vals.size and (vals.min() < 0.0 or vals.max() > 1.0):
             out.append(name)

@@ -188,7 +188,7 @@ def _load_recipe(
         "name": name or man.name or path.resolve().name,
         "batch_size": batch_size,
         "aggregate": aggregate or man.aggregate,
-        "fingerprint": weights_fingerprint(path),
+        "fingerprint": weights_fingerprint(path, man.ref),
     }
     if man.recipe == "prm-tag":
         kwargs.update(good=man.good_token, bad=man.bad_token)
@@ -198,14 +198,14 @@ def _load_recipe(
     return _import(target)(**kwargs)
 
 
-def weights_fingerprint(path: Path) -> str:
-    """First 16 hex digits of the SHA-256 of a checkpoint's weight files (and its manifest):
-    two checkpoints with the same name but other weights get different fingerprints."""
+def weights_fingerprint(path: Path, ref: str | None = None) -> str:
+    """First 16 hex digits of the SHA-256 of a checkpoint's weight files, its reference model's
+    (``ref``, relative to ``path``; it may live beside the checkpoint) and its manifest: two
+    checkpoints with the same name but other weights get different fingerprints."""
     digest = hashlib.sha256()
     files = sorted(path.glob("*.safetensors"))
-    raw = json.loads((path / MANIFEST).read_text()) if (path / MANIFEST).is_file() else {}
-    if isinstance(raw.get("ref"), str):  # the reference model may live beside the checkpoint
-        files += sorted((path / raw["ref"]).glob("*.safetensors"))
+    if ref is not None:
+        files += sorted((path / ref).glob("*.safetensors"))
     for f in [*files, path / MANIFEST]:
         if f.is_file():
             digest.update(f.name.encode())

@@ -96,6 +96,10 @@ class PoolArrays:
             for name, rows in self.step_scores.items()
         }
 
+    def step_values(self, name: str) -> np.ndarray:
+        """Every step score of step reward ``name``, flattened (the cached flattening)."""
+        return self._flat_steps[name][0]
+
     @property
     def shape(self) -> tuple[int, int]:
         """(P, N): problems, candidates per problem."""

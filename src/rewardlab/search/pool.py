@@ -148,9 +148,14 @@ def summarize(problems: Sequence[Problem], pool: Sequence[Sequence[Candidate]]) 
     return PoolSummary(tuple(rows))
 
 
+def fingerprint_of(reward: Any) -> str:
+    """A reward's weights fingerprint (learned rewards), else ``""``."""
+    return str(getattr(reward, "fingerprint", "") or "")
+
+
 def reward_store_label(reward: Any, step: bool = False) -> str:
     """The store's name for a reward's scores: ``name[@fingerprint][#steps]``."""
-    fingerprint = str(getattr(reward, "fingerprint", "") or "")
+    fingerprint = fingerprint_of(reward)
     label = f"{reward.name}@{fingerprint}" if fingerprint else str(reward.name)
     return f"{label}#steps" if step else label
 
@@ -208,7 +213,7 @@ def score_pool(
         new = fn(probs, cands)
         if len(new) != len(batch):
             raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(batch)}")
-        rows = [(g, s) for g, s in zip(batch, new, strict=True)]
+        rows = list(zip(batch, new, strict=True))
         store.put_scores(
             label, [(keys[flat[j][0]], flat[j][1].index, s) for g, s in rows for j in g]
         )
