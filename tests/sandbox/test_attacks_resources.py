@@ -260,3 +260,43 @@ def test_garbage_source(source: str | bytes) -> None:
     assert r.verdict in ("error", "ok"), r.summary()
     if source:
         assert r.verdict == "error"
+
+
+def _hold(children: int, mb: int) -> str:
+    """Fork ``children`` processes that each keep ``mb`` MiB of touched memory, then sleep."""
+    return (
+        "import os, time\n"
+        f"for _ in range({children}):\n"
+        "    if os.fork() == 0:\n"
+        f"        b = bytearray({mb} * 2**20)\n"
+        "        b[::4096] = b'x' * len(b[::4096])\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "time.sleep(60)\n"
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_run_held_at_its_memory_budget_at_the_deadline_is_a_memory_verdict(level: str) -> None:
+    """The kernel may thrash on file pages at the cgroup limit instead of OOM-killing; a run
+    whose anonymous memory fills its memory + disk budget when the wall clock runs out is
+    classified as memory. Here the budget is 48 + 16 MiB (cgroup limit 128 MiB): 3 x 30 MiB
+    fills it without reaching the limit, so the rule itself is what decides."""
+    if "memory" not in detect().cgroups.bases:
+        pytest.skip("needs a memory cgroup")
+    held = timed(_hold(3, 30), level, memory_mb=48, disk_mb=16, wall_s=2.0)
+    assert held.verdict == "memory", held.summary()
+    assert "no OOM kill" in held.detail
+    light = timed(_hold(1, 30), level, memory_mb=48, disk_mb=16, wall_s=2.0)
+    assert light.verdict == "timeout", light.summary()
+
+
+def test_verdict_rule_on_timeout() -> None:
+    from rewardlab.sandbox.runner import _Streams, _verdict
+
+    streams = _Streams(cap=1024)
+    assert _verdict("timeout", None, streams, 0, 10)[0] == "timeout"
+    assert _verdict("timeout", None, streams, 2, 10)[0] == "memory"
+    verdict, detail = _verdict("timeout", None, streams, 0, 10, memory_held=True)
+    assert verdict == "memory" and "no OOM kill" in detail
+    assert _verdict("output-limit", None, streams, 3, 10, memory_held=True)[0] == "output-limit"

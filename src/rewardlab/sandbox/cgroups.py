@@ -206,6 +206,24 @@ class RunCgroups:
         text = _read(os.path.join(path, "memory.max_usage_in_bytes" if v1 else "memory.peak"))
         return int(text) if text.strip().isdigit() else None
 
+    def anon_bytes(self) -> int | None:
+        """Anonymous memory the run holds now (v1 ``total_rss``, v2 ``anon``), or None.
+
+        Read at the wall-clock limit, before anything is killed: a run whose anonymous memory
+        fills its memory budget was held at the cgroup limit (reclaim thrashing on file pages
+        instead of an OOM kill), which is a memory verdict, not a slow program.
+        """
+        path = self.paths.get("memory")
+        if path is None:
+            return None
+        wanted = ("total_rss", "rss") if self.versions.get("memory") == 1 else ("anon",)
+        values: dict[str, int] = {}
+        for line in _read(os.path.join(path, "memory.stat")).splitlines():
+            key, _, value = line.partition(" ")
+            if key in wanted and value.strip().isdigit():
+                values[key] = int(value)
+        return next((values[k] for k in wanted if k in values), None)
+
     def pids_refused(self) -> int:
         """How many forks the pids limit refused."""
         path = self.paths.get("pids")

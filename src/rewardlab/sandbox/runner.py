@@ -131,10 +131,24 @@ def _verdict(
     streams: _Streams,
     oom_kills: int,
     limits_cpu: int,
+    memory_held: bool = False,
 ) -> tuple[Verdict, str]:
+    """Classify a finished run. ``memory_held``: at the wall-clock limit the run's anonymous
+    memory filled its memory and disk budget (within the cgroup's slack of its limit), so the
+    time went to reclaim at the limit: a memory bomb the kernel thrashed on, not a slow program."""
     if cut == "output-limit":
         return "output-limit", f"output over {streams.cap} bytes on one stream; run stopped"
     if cut == "timeout":
+        if oom_kills or memory_held:
+            why = (
+                f"{oom_kills} process(es) OOM-killed"
+                if oom_kills
+                else "anonymous memory filled the budget, no OOM kill"
+            )
+            return "memory", (
+                f"wall-clock limit reached while held at the memory cgroup limit ({why}); "
+                "every process of the run was killed"
+            )
         return "timeout", "wall-clock limit reached; every process of the run was killed"
     if status is None:
         return "sandbox-failure", "the supervisor reported no status"
@@ -228,7 +242,11 @@ def _execute(
         os.close(status_w)
     streams = _Streams(cap=lim.output_kb * 1024)
 
+    anon_at_cut: list[int | None] = []
+
     def stop() -> None:
+        if cgroups is not None and not anon_at_cut:  # before anything is killed
+            anon_at_cut.append(cgroups.anon_bytes())
         with suppress(OSError):
             os.write(control_w, b"k")
 
@@ -261,7 +279,9 @@ def _execute(
     wall = time.monotonic() - start
     status = _parse_status(bytes(streams.status))
     oom = cgroups.oom_kills() if cgroups else 0
-    verdict, detail = _verdict(cut, status, streams, oom, lim.cpu_s)
+    anon = anon_at_cut[0] if anon_at_cut else None
+    held = anon is not None and anon >= (lim.memory_mb + lim.disk_mb) * _MIB
+    verdict, detail = _verdict(cut, status, streams, oom, lim.cpu_s, held)
     cpu = status.get("cpu_s") if status else None
     if cpu is None:
         cpu = usage.ru_utime + usage.ru_stime
