@@ -264,3 +264,33 @@ def test_math_verify_is_imported_lazily() -> None:
     code = "import sys, rewardlab.rewards.math_answer; print('math_verify' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_signal_path_keeps_a_callers_pending_alarm() -> None:
+    """Math-Verify cancels the real-time timer after each check; an outer alarm (a caller's,
+    pytest-timeout's) must survive it with the time it had left, and one that fell due during a
+    hung check must fire right after it."""
+    import signal
+
+    fired: list[float] = []
+    outer_timer = signal.setitimer(signal.ITIMER_REAL, 0)  # pytest-timeout's, if any
+    outer_handler = signal.signal(signal.SIGALRM, lambda *_: fired.append(time.monotonic()))
+    try:
+        reward = MathVerifyReward(timeout_s=1, isolation="signal")
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        assert grade("5", "The answer is 5.", reward).value == 1.0
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25.0 < left <= 30.0, left  # re-armed with what it had left, not cancelled
+        assert not fired
+
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # falls due while the check hangs for 1 s
+        score = grade("5", PATHOLOGICAL, reward)
+        done = time.monotonic()
+        assert score.info["reason"] == "timeout"  # the check's own alarm still works
+        time.sleep(0.1)
+        assert len(fired) == 1 and fired[0] - done < 0.1, (fired, done)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_timer[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *outer_timer)

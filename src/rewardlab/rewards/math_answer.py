@@ -15,7 +15,10 @@ with ``parsing_timeout=None`` / ``timeout_seconds=None`` they run unbounded. ``i
 picks the path:
 
 - ``"signal"``: Math-Verify's own alarm, in the calling thread (main thread only). Each
-  ``parse`` and each ``verify`` comparison gets ``ceil(timeout_s)`` seconds.
+  ``parse`` and each ``verify`` comparison gets ``ceil(timeout_s)`` seconds. Math-Verify
+  cancels the process's one real-time timer when it is done; a caller's own pending alarm
+  (``signal.alarm``/``setitimer``, e.g. pytest-timeout's) is saved and re-armed with the time
+  it had left, so it still fires (at once, if its deadline passed during the check).
 - ``"process"``: the check runs in a small persistent pool of worker processes (plain
   ``python -c`` subprocesses speaking JSON lines on their pipes) with Math-Verify's alarm off;
   the parent measures wall-clock time around the whole check and kills a worker that runs past
@@ -43,10 +46,12 @@ import math
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -121,12 +126,27 @@ def _run_here(op: str, args: dict[str, Any], timeout_s: float) -> Reply:
             "isolation='signal' needs the main thread (Math-Verify times out with signal.alarm); "
             "use isolation='process' or 'auto' in worker threads"
         )
+    with _outer_alarm_kept():
+        try:
+            return _run(op, args, max(1, math.ceil(timeout_s)))
+        except TimeoutException:
+            return {"status": "timeout"}
+        except Exception as e:  # a grader error is reported, never turned into a 0.0
+            return {"status": "error", "detail": f"{type(e).__name__}: {e}"}
+
+
+@contextlib.contextmanager
+def _outer_alarm_kept() -> Iterator[None]:
+    """Pause a pending ``ITIMER_REAL`` alarm around the block and re-arm it afterwards with the
+    time it had left (at least 1 ms: an alarm due during the block fires right after it)."""
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, 0)
+    started = time.monotonic()
     try:
-        return _run(op, args, max(1, math.ceil(timeout_s)))
-    except TimeoutException:
-        return {"status": "timeout"}
-    except Exception as e:  # a grader error is reported, never turned into a 0.0
-        return {"status": "error", "detail": f"{type(e).__name__}: {e}"}
+        yield
+    finally:
+        if remaining > 0:
+            left = remaining - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), interval)
 
 
 # ------------------------------------------------------------------------ the worker processes
