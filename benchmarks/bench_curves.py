@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import MachineProbe, machine_line
 
 from rewardlab.evaluate.estimators import AGGREGATES, bootstrap_ci, default_ks
 from rewardlab.search.offline import (
@@ -147,6 +146,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
+    probe = MachineProbe()
     t = time.perf_counter()
     pool = synthetic_pool(args.problems, args.n)
     build_s = time.perf_counter() - t
@@ -177,12 +177,7 @@ def main() -> None:
             "repeats": args.repeats,
             "strategies": [s.name for s in STRATEGIES],
         },
-        "machine": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "cpus": os.cpu_count(),
-            "loadavg_1m": os.getloadavg()[0],
-        },
+        "machine": probe.record(),
         "seconds": {
             "build_pool": build_s,
             "flatten_step_scores_once": flatten_s,
@@ -215,8 +210,8 @@ def markdown(r: dict[str, Any]) -> str:
         "# Accuracy vs budget from one scored pool (synthetic)",
         "",
         f"P = {c['problems']} problems x N = {c['n']} candidates, R = {c['resamples']} resamples "
-        f"for the votes; Python {r['machine']['python']}, numpy {r['machine']['numpy']}, "
-        f"{r['machine']['cpus']} CPUs, 1-min load {r['machine']['loadavg_1m']:.1f}.",
+        "for the votes.",
+        machine_line(r["machine"]),
         "",
         "| step | seconds |",
         "|---|---|",

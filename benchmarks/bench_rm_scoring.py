@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -38,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import MachineProbe, machine_line
 
 from rewardlab.rewards.preference_rm import (
     PreferenceRM,
@@ -120,6 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import pipeline
 
     torch.set_num_threads(args.threads)
+    probe = MachineProbe()
     with tempfile.TemporaryDirectory() as scratch:
         path, source = backbone_dir(Path(scratch))
         model, tok = build_reward_model(path, "seqcls", seed=0)
@@ -163,14 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "pipeline_batch": args.pipeline_batch,
             "repeats": args.repeats,
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "device": "cpu",
-        },
+        "machine": probe.record(),
         "results": results,
     }
 
@@ -184,8 +177,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{s['tokens']} tokens (length {s['min_len']}–{s['max_len']}, median {s['median_len']}); "
         f"median of {s['repeats']} rounds after a warm-up round "
         "(methods take turns within each round).",
-        f"Machine: {m['platform']}, {m['cpus']} CPUs (1-min load {m['load_avg_1m']} while "
-        f"running: shared), torch {m['torch']} ({m['torch_threads']} threads), {m['device']}.",
+        machine_line(m),
         "",
         "| method | seconds | texts/s | tokens/s | speed-up vs pipeline | max abs score diff |",
         "|---|---:|---:|---:|---:|---:|",

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import MachineProbe, machine_line
 
 from rewardlab.policies.hf import HFPolicy
 from rewardlab.policies.prompts import plain_prompt
@@ -137,6 +136,7 @@ def timed(fn: Callable[[], int], repeats: int) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    probe = MachineProbe()
     with tempfile.TemporaryDirectory() as scratch:
         path, source = model_dir(Path(scratch))
         policy = HFPolicy.from_dir(path, device="cpu", max_batch_size=args.max_batch_size)
@@ -171,13 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "temperature": 1.0,
             "repeats": args.repeats,
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "device": "cpu",
-        },
+        "machine": probe.record(),
         "results": results,
     }
 
@@ -190,8 +184,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Model: {report['model']}, {report['params'] / 1e6:.2f}M parameters. "
         f"{s['prompts']} prompts x n={s['n']} ({s['rows']} rows), T={s['temperature']}, "
         f"max_new_tokens={s['max_new_tokens']}; median of {s['repeats']} runs after a warm-up.",
-        f"Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} "
-        f"({m['torch_threads']} threads), {m['device']}.",
+        machine_line(m),
         "",
         "| method | seconds | generated tokens | tokens/s | speed-up vs batch-1 loop |",
         "|---|---:|---:|---:|---:|",

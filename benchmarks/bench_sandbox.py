@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _machine import MachineProbe, machine_line
 
 from rewardlab.rewards.code import CodeReward
 from rewardlab.sandbox import LEVELS, Limits, Program, SandboxConfig, SandboxPool, detect, run
@@ -63,6 +63,7 @@ def _time_batch(fn: Callable[[], object], runs: int) -> dict[str, float]:
 
 
 def bench(runs: int, workers: int) -> dict[str, Any]:
+    probe = MachineProbe()
     caps = detect()
     python = default_python()
     limits = Limits(wall_s=10)
@@ -97,15 +98,12 @@ def bench(runs: int, workers: int) -> dict[str, Any]:
     for row in rows.values():
         row["overhead_ms"] = row["median_ms"] - bare
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg(),
-            "kernel": platform.release(),
-            "python": python,
-            "best_level": best,
-            "landlock_abi": caps.landlock_abi,
-            "cgroups": sorted(caps.cgroups.bases),
-        },
+        "machine": probe.record(
+            python_executable=python,
+            best_level=best,
+            landlock_abi=caps.landlock_abi,
+            cgroups=sorted(caps.cgroups.bases),
+        ),
         "runs": runs,
         "workers": workers,
         "rows": rows,
@@ -117,8 +115,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Sandbox overhead",
         "",
-        f"{m['cpus']} CPUs, load average {', '.join(f'{x:.2f}' for x in m['loadavg'])} at the "
-        f"end, kernel {m['kernel']}, best level `{m['best_level']}`, Landlock ABI "
+        machine_line(m),
+        f"Kernel {m['kernel']}, best level `{m['best_level']}`, Landlock ABI "
         f"{m['landlock_abi']}, cgroups {', '.join(m['cgroups']) or 'none'}. "
         f"Program: `{TRIVIAL}`; {result['runs']} runs per row.",
         "",

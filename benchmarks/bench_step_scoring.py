@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import MachineProbe, machine_line
 
 from rewardlab.rewards.prm import ClassifierPRM, score_one_pass, score_per_prefix
 from rewardlab.tasks import arith
@@ -101,6 +100,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
 
+    probe = MachineProbe()
     model, tok, label = load_model(args.model)
     prm = ClassifierPRM(model, tok, batch_size=args.batch_size)
     problems, cands = candidates(args.candidates)
@@ -138,13 +138,7 @@ def main() -> None:
         "speedup": t_pre / t_one,
         "token_ratio": prefix_tokens / one_tokens,
         "max_abs_score_diff": diff,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": probe.record(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "step_scoring.json").write_text(json.dumps(result, indent=2))
@@ -156,9 +150,7 @@ def main() -> None:
             f"(`ClassifierPRM`). {len(cands)} arith candidates, "
             f"{result['mean_steps']:.2f} steps on average; batch size {args.batch_size}; "
             f"median of {args.repeats} runs after a warm-up.",
-            f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (load average "
-            f"{os.getloadavg()[0]:.1f}), torch {torch.__version__} ({torch.get_num_threads()} "
-            "threads).",
+            machine_line(result["machine"]),
             "",
             "| method | seconds | forward rows | tokens | candidates/s |",
             "|---|---:|---:|---:|---:|",
