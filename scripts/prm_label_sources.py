@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/prm_label_sources.py [--work runs/label_sources]
         [--problems 300] [--samples 4] [--rollouts 4] [--steps 600]
-        [--heldout-work runs/rms_v2] [--jobs 2]
+        [--heldout-work runs/rms_v2] [--jobs 2] [--train-seed 0]
 
 The question every PRM paper of the seeds argues about (Math-Shepherd, OmegaPRM, "Lessons of
 developing PRMs"): how much PRM quality do automatic labels cost against correct ones? On the
@@ -22,8 +22,9 @@ developing PRMs"): how much PRM quality do automatic labels cost against correct
    metrics as the shipped models: ProcessBench F1 (threshold tuned on a dev split), step AUROC,
    best-of-8 and within-problem AUROC per aggregation.
 
-Writes ``WORK/results_<steps>steps.json`` and ``.md``; checkpoints go to
-``WORK/prm_<labels>_<steps>steps``, so runs with other ``--steps`` share the labels. Every stage
+Writes ``WORK/results_<tag>.json`` and ``.md``; checkpoints go to ``WORK/prm_<labels>_<tag>``
+(tag ``<steps>steps``, plus ``_seed<n>`` for ``--train-seed n`` other than 0), so runs with
+other steps or seeds share the labels. Every stage
 resumes: a labeler resumes
 from its run's store, a checkpoint whose ``rewardlab.json`` exists is reused. Not a test.
 """
@@ -94,14 +95,20 @@ def seed_store(source: Path, target: Path) -> None:
         shutil.copyfile(source / "pool.sqlite", target / "pool.sqlite")
 
 
+def run_tag(args: argparse.Namespace) -> str:
+    """``<steps>steps``, plus ``_seed<n>`` for a training seed other than 0."""
+    return f"{args.steps}steps" + (f"_seed{args.train_seed}" if args.train_seed else "")
+
+
 def checkpoint(args: argparse.Namespace, labels: str) -> Path:
-    return args.work / f"prm_{labels}_{args.steps}steps"
+    return args.work / f"prm_{labels}_{run_tag(args)}"
 
 
 def train_commands(args: argparse.Namespace) -> dict[str, list[str]]:
-    common = f"--objective prm --steps {args.steps} --lr 3e-4 --batch-size 16 --seed 0 --threads 1"
+    common = f"--objective prm --steps {args.steps} --lr 3e-4 --batch-size 16 --threads 1"
+    common += f" --seed {args.train_seed}"
     return {
-        f"train-{m}-{args.steps}steps": [
+        f"train-{m}-{run_tag(args)}": [
             *CLI,
             "train",
             *common.split(),
@@ -135,7 +142,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"{cfg['problems']} arith problems (seed 1000, 1-8 operations) x {cfg['samples']} "
         f"samples of the shipped tiny policy, labelled by each method (k = {cfg['rollouts']} "
         f"rollouts per estimate); a classifier PRM trained on each ({cfg['steps']} steps, lr "
-        "3e-4, batch 16, seed 0); evaluated on the held-out pool (160 problems, seed 2000, x 8). "
+        f"3e-4, batch 16, seed {cfg.get('train_seed', 0)}); evaluated on the held-out pool "
+        "(160 problems, seed 2000, x 8). "
         f"{res['seconds']:.0f} s in all (stages that were already done are not re-timed).",
         "",
         "| labels | rows | label steps | good-step rate | label first-error F1 vs truth | "
@@ -180,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--heldout-work", type=Path, default=ROOT / "runs" / "rms_v2")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--train-seed", type=int, default=0, help="seed of the PRM head and data order")
     args = ap.parse_args(argv)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -213,12 +222,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "baselines": {k: v for k, v in evaluation.items() if not isinstance(v, dict)},
         "models": models,
     }
-    stem = args.work / f"results_{args.steps}steps"
+    stem = args.work / f"results_{run_tag(args)}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
     stem.with_suffix(".md").write_text(text)
     print(text)
+    seeds = seed_summary(args.work, args.steps)
+    if seeds:
+        (args.work / f"results_{args.steps}steps_seeds.md").write_text(seeds)
+        print(seeds)
     return result
+
+
+SUMMARY_METRICS = {
+    "PB F1 (tuned)": "processbench_f1@tuned",
+    "step AUROC": "step_auroc_to_first_error",
+    "best-of-8 `min`": "bon@n[min]",
+    "best-of-8 `last`": "bon@n[last]",
+    "within-problem AUROC `min`": "auroc_within_problem[min]",
+}
+
+
+def seed_summary(work: Path, steps: int) -> str | None:
+    """Mean and range over every training seed of ``steps`` found in ``work`` (None if < 2)."""
+    runs = [json.loads(p.read_text()) for p in sorted(work.glob(f"results_{steps}steps*.json"))]
+    if len(runs) < 2:
+        return None
+    seeds = sorted(r["config"].get("train_seed", 0) for r in runs)
+    lines = [
+        f"# {steps}-step PRMs over {len(runs)} training seeds {seeds}: mean (min–max)",
+        "",
+        "| labels | " + " | ".join(SUMMARY_METRICS) + " |",
+        "|---|" + "---:|" * len(SUMMARY_METRICS),
+    ]
+    for name in runs[0]["models"]:
+        cells = []
+        for key in SUMMARY_METRICS.values():
+            v = [r["models"][name]["heldout"][key] for r in runs]
+            cells.append(f"{sum(v) / len(v):.3f} ({min(v):.3f}–{max(v):.3f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
