@@ -58,24 +58,32 @@ CLI = [sys.executable, "-m", "rewardlab.cli.main"]
 
 
 def run_all(commands: dict[str, list[str]], logs: Path, jobs: int) -> None:
-    """Run the commands, ``jobs`` at a time, each with one torch thread; stop on a failure."""
+    """Run the commands, ``jobs`` at a time, each with one torch thread. On a failure (or
+    Ctrl-C) the ones still running are stopped too; their finished work stays resumable."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     pending, running = list(commands.items()), []
-    while pending or running:
-        while pending and len(running) < jobs:
-            name, cmd = pending.pop(0)
-            rms.log(f"start {name}: {' '.join(cmd[3:])}")
-            log = (logs / f"{name}.log").open("w")
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=log, env=env), log))
-        for item in list(running):
-            name, proc, log = item
-            if proc.poll() is not None:
-                log.close()
-                running.remove(item)
-                if proc.returncode:
-                    raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
-                rms.log(f"done {name}")
-        time.sleep(1)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                name, cmd = pending.pop(0)
+                rms.log(f"start {name}: {' '.join(cmd[3:])}")
+                log = (logs / f"{name}.log").open("w")
+                proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+                running.append((name, proc, log))
+            for item in list(running):
+                name, proc, log = item
+                if proc.poll() is not None:
+                    log.close()
+                    running.remove(item)
+                    if proc.returncode:
+                        raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
+                    rms.log(f"done {name}")
+            time.sleep(1)
+    finally:
+        for _, proc, log in running:
+            proc.terminate()
+            proc.wait()
+            log.close()
 
 
 def label_commands(args: argparse.Namespace, names: list[str]) -> dict[str, list[str]]:

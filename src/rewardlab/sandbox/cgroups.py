@@ -210,8 +210,8 @@ class RunCgroups:
         """Anonymous memory the run holds now (v1 ``total_rss``, v2 ``anon``), or None.
 
         Read at the wall-clock limit, before anything is killed: a run whose anonymous memory
-        fills its memory budget was held at the cgroup limit (reclaim thrashing on file pages
-        instead of an OOM kill), which is a memory verdict, not a slow program.
+        fills its memory + disk budget was held at the cgroup limit (the kernel reclaiming file
+        pages instead of OOM-killing), which is a memory verdict, not a slow program.
         """
         path = self.paths.get("memory")
         if path is None:
