@@ -17,7 +17,7 @@ from rewardlab.train.loop import LoopConfig, fit, lr_factor  # noqa: E402
 def _mse(model: Any, batch: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
     pred = model(batch["x"]).squeeze(-1)
     loss = torch.nn.functional.mse_loss(pred, batch["y"])
-    return loss, {"abs_err": float((pred - batch["y"]).abs().mean())}
+    return loss, {"abs_err": float((pred - batch["y"]).abs().mean().detach())}
 
 
 def test_fit_lowers_the_loss_and_logs(tmp_path: Path) -> None:
