@@ -89,3 +89,16 @@ def test_agrees_with_check_steps_on_any_text(problem: Problem, text: str) -> Non
     assert s.value == (1.0 if report.correct else 0.0)
     assert s.steps == tuple(1.0 if t.correct else 0.0 for t in report.steps)
     assert s.info["first_error"] == report.first_error
+
+
+def test_reward_spec_arguments() -> None:
+    import pytest
+
+    from rewardlab.rewards.registry import load_reward, parse_spec
+
+    assert parse_spec("exact:q=0.8,seed=3,mode=x") == ("exact", {"q": 0.8, "seed": 3, "mode": "x"})
+    assert parse_spec("a/dir:with:colons") == ("a/dir:with:colons", {})
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_spec("exact:q")
+    with pytest.raises(ValueError, match="unexpected keyword"):
+        load_reward("exact:bogus=1")

@@ -43,7 +43,7 @@ def scale(
 ) -> None:
     from rewardlab.cli.progress import progress_bar
     from rewardlab.cli.sample import parse_range
-    from rewardlab.evaluate.scale_job import ScaleConfig, run_scale, with_overrides
+    from rewardlab.pipelines.scale_job import ScaleConfig, run_scale, with_overrides
     from rewardlab.report.scaling import markdown_table, write_report
 
     if resume is not None:

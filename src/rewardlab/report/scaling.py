@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluate.scale_job import dump_json, iter_rows_csv
+from rewardlab.pipelines.scale_job import dump_json, iter_rows_csv
 from rewardlab.report.plots import plot_by_difficulty, plot_scaling
 
 READING_GUIDE = """\

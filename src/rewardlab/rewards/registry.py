@@ -1,7 +1,14 @@
 """One explicit registry of rewards by name, imported lazily, with "did you mean" on typos.
 
 A reward on the command line is a registry name or a checkpoint directory (a learned reward
-saved by ``rewardlab train``; its ``rewardlab.json`` names the scoring recipe).
+saved by ``rewardlab train``; its ``rewardlab.json`` names the scoring recipe). A registry name
+may carry keyword arguments after a colon, ``name:key=value,key=value`` (values are read as
+int, float, true/false, else kept as text): ``oracle-prm:q=0.8``, ``genrm:V=4``.
+
+>>> parse_spec("exact:q=0.8,seed=3")
+('exact', {'q': 0.8, 'seed': 3})
+>>> parse_spec("orm")
+('orm', {})
 """
 
 from __future__ import annotations
@@ -35,10 +42,48 @@ def _import(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def _value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``name:key=value,...`` into the name and its keyword arguments.
+
+    Raises ValueError naming the bad part when an argument is not ``key=value``.
+    """
+    name, sep, rest = spec.partition(":")
+    if not sep or name not in REWARDS:
+        return spec, {}
+    kwargs: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ValueError(
+                f"reward {spec!r}: argument {part!r} is not key=value (e.g. {name}:q=0.8)"
+            )
+        kwargs[key.strip()] = _value(value)
+    return name, kwargs
+
+
 def load_reward(spec: str, **kwargs: Any) -> Any:
-    """A reward by registry name or checkpoint directory."""
-    if spec in REWARDS:
-        return _import(REWARDS[spec])(**kwargs)
+    """A reward by registry name (with optional ``:key=value,...``) or checkpoint directory."""
+    name, spec_kwargs = parse_spec(spec)
+    if name in REWARDS:
+        factory = _import(REWARDS[name])
+        try:
+            return factory(**{**kwargs, **spec_kwargs})
+        except TypeError as e:
+            if spec_kwargs and "argument" in str(e):
+                raise ValueError(f"reward {spec!r}: {e}") from None
+            raise
     path = Path(spec)
     if path.is_dir() and (path / "rewardlab.json").exists():
         return _import("rewardlab.rewards.learned:load_learned_reward")(path, **kwargs)

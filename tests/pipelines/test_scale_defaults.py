@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rewardlab.evaluate.scale_job import _signed, _unbounded_steps, default_strategies
+from rewardlab.pipelines.scale_job import _signed, _unbounded_steps, default_strategies
 from rewardlab.search.offline import PoolArrays
 
 

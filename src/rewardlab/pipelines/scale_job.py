@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.evaluate.estimators import default_ks
-from rewardlab.evaluate.scaling import (
+from rewardlab.pipelines.scaling import (
     VerifierCost,
     build_arrays,
     scaling_rows,
@@ -310,7 +310,7 @@ def _versions() -> dict[str, str]:
 
 
 def iter_rows_csv(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
-    from rewardlab.evaluate.scaling import CSV_COLUMNS
+    from rewardlab.pipelines.scaling import CSV_COLUMNS
 
     yield ",".join(CSV_COLUMNS)
     for r in rows:
