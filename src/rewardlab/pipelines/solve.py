@@ -1,0 +1,169 @@
+"""The ``rewardlab solve`` job: answer a question with a saved compute-optimal selector.
+
+1. **Predict the difficulty** (Snell et al. 2024, "predicted" bins): sample ``probe_n``
+   solutions at the run's sampling, score them with the selector's verifier, place their mean
+   final score into a bin with the saved thresholds. Its cost is reported apart (``probe``):
+   Snell et al. also leave the difficulty estimate out of the budget.
+2. **Pick** the bin's choice at the budget (``n`` = a level, or the largest level whose FLOPs
+   allowance fits ``max_flops``).
+3. **Run** it: an offline config samples ``n`` candidates (at the config's temperature /
+   top-p) and selects one with the strategy's ``select``; an online config needs
+   ``rewardlab.search.online``, and says so clearly where this build has none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rewardlab.pipelines.scaling import build_arrays
+from rewardlab.pipelines.tune import parse_config
+from rewardlab.search.compute_optimal import FittedSelector, bin_of
+from rewardlab.search.offline import Selector, parse_strategy
+from rewardlab.search.pool import derive_seed, make_candidate
+from rewardlab.types import Candidate, Problem, Sampling, Score
+
+
+class NotAvailable(RuntimeError):
+    """The chosen config cannot run in this build (e.g. online search is not installed)."""
+
+
+@dataclass
+class Solver:
+    """The selector with its policy, task and rewards loaded once (for many problems)."""
+
+    selector: FittedSelector
+    policy: Any
+    task: Any
+    rewards: dict[str, Any]  # by reward name
+
+    @classmethod
+    def load(cls, selector: FittedSelector, policy: str | None = None) -> Solver:
+        from rewardlab.policies.registry import load_policy
+        from rewardlab.rewards.registry import load_reward
+        from rewardlab.tasks.registry import load_task
+
+        meta = selector.meta
+        task = load_task(str(meta["task"]), 1)[0] if meta.get("task") == "arith" else None
+        if task is None:
+            from rewardlab.tasks.math_check import MathTask
+
+            task = MathTask()
+        rewards = {}
+        for spec in meta.get("rewards_used", []):  # type: ignore[attr-defined]
+            r = load_reward(str(spec))
+            rewards[r.name] = r
+        return cls(selector, load_policy(policy or str(meta["policy"])), task, rewards)
+
+    def reward(self, name: str) -> Any:
+        if name not in self.rewards:
+            raise ValueError(f"reward {name!r} is not among the run's rewards {list(self.rewards)}")
+        return self.rewards[name]
+
+
+def free_problem(question: str, task: str) -> Problem:
+    """A problem from a bare question (no reference answer), with a content-derived id."""
+    if not question.strip():
+        raise ValueError("the question is empty")
+    pid = "q-" + hashlib.sha256(question.encode()).hexdigest()[:12]
+    return Problem(pid, question, "", task=task)
+
+
+def _sample(solver: Solver, problem: Problem, n: int, sampling: Sampling) -> list[Candidate]:
+    prompt = solver.policy.format_prompt(problem.question)
+    seeded = replace(sampling, seed=derive_seed(sampling.seed, problem.id, n, sampling))
+    comps = solver.policy.sample([prompt], n, seeded)[0]
+    return [
+        make_candidate(solver.task, problem, c, i, solver.policy.name) for i, c in enumerate(comps)
+    ]
+
+
+def _scores(reward: Any, problem: Problem, cands: Sequence[Candidate]) -> tuple[list[Score], bool]:
+    is_step = callable(getattr(reward, "score_steps", None))
+    fn = reward.score_steps if is_step else reward.score
+    return fn([problem] * len(cands), list(cands)), is_step
+
+
+def _tokens(cands: Sequence[Candidate]) -> int:
+    return int(sum(c.prompt_tokens + c.generated_tokens for c in cands))
+
+
+def _flops(solver: Solver, cands: Sequence[Candidate], reward: str | None) -> float:
+    params = int(solver.policy.params)
+    v = int(solver.selector.meta.get("reward_params", {}).get(reward, 0)) if reward else 0  # type: ignore[attr-defined]
+    return 2.0 * (params + v) * _tokens(cands)
+
+
+def solve_one(
+    solver: Solver,
+    problem: Problem,
+    *,
+    n: int | None = None,
+    max_flops: float | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Answer ``problem`` within the budget (see the module doc); a JSON-ready dict."""
+    sel = solver.selector
+    base = Sampling(**sel.meta["sampling"])  # type: ignore[arg-type]
+    base = replace(base, seed=seed)
+    probes = _sample(solver, problem, sel.probe_n, base)
+    scored, is_step = _scores(solver.reward(sel.verifier), problem, probes)
+    finals = [
+        (s.steps[-1] if is_step and s.steps else s.value) for s in scored if s.value is not None
+    ]
+    if not finals:
+        reasons = sorted({str(s.info.get("reason")) for s in scored})
+        raise ValueError(f"verifier {sel.verifier!r} graded none of the probes: {reasons}")
+    mean = float(np.mean(finals))
+    bin_ = bin_of(mean, sel.thresholds)
+    choice = sel.pick(bin_, n=n, max_flops=max_flops)
+    strategy_name, t, p = parse_config(choice.config)
+    try:
+        strategy = parse_strategy(strategy_name)
+    except ValueError:
+        if importlib.util.find_spec("rewardlab.search.online") is None:
+            raise NotAvailable(
+                f"the selector chose the online config {choice.config!r}, and online search "
+                "(rewardlab.search.online) is not available in this build"
+            ) from None
+        raise NotAvailable(
+            f"online config {choice.config!r}: running online strategies from `solve` is not "
+            "wired in this build yet"
+        ) from None
+    if not isinstance(strategy, Selector):
+        raise ValueError(f"config {choice.config!r} cannot choose without the answer key")
+    sampling = base if t is None or p is None else replace(base, temperature=t, top_p=p)
+    cands = _sample(solver, problem, choice.n, sampling)
+    reward = str(getattr(strategy, "reward", "") or "") or None
+    outcome: dict[str, list[list[Score]]] = {}
+    steps: dict[str, list[list[Score]]] = {}
+    if reward is not None:
+        got, r_step = _scores(solver.reward(reward), problem, cands)
+        (steps if r_step else outcome)[reward] = [got]
+    arrays = build_arrays([problem], [cands], solver.task, outcome, steps)
+    pick = strategy.select(arrays, 0)
+    chosen = None if pick is None else cands[pick]
+    answer = None if chosen is None else chosen.answer
+    flops_main = _flops(solver, cands, reward)
+    flops_probe = _flops(solver, probes, sel.verifier)
+    return {
+        "problem_id": problem.id,
+        "question": problem.question,
+        "answer": answer,
+        "text": None if chosen is None else chosen.text,
+        "correct": solver.task.is_correct(problem, answer) if problem.answer else None,
+        "predicted_bin": bin_ + 1,
+        "probe_mean_score": mean,
+        "config": choice.config,
+        "n": choice.n,
+        "level": choice.level,
+        "allowance_flops": choice.max_flops,
+        "flops": flops_main,
+        "probe_flops": flops_probe,
+        "tokens": _tokens(cands),
+    }
