@@ -51,6 +51,7 @@ def tune(
     probe_n: int = typer.Option(4, min=1, help="Samples `solve` scores to predict the bin."),
     n_boot: int = typer.Option(1000, min=10, help="Bootstrap replicates for the CIs."),
     seed: int = typer.Option(0, help="Seed of the folds, resampling and bootstrap."),
+    out: Path | None = typer.Option(None, help="Write the outputs here (default: the run)."),
 ) -> None:
     from rewardlab.cli.progress import progress_bar
     from rewardlab.pipelines.tune import TuneConfig, run_tune
@@ -73,6 +74,8 @@ def tune(
         result, selector = run_tune(cfg, progress=progress_bar)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
-    paths = write_tune_report(result, selector, run)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    paths = write_tune_report(result, selector, out or run)
     typer.echo(multiples_table(result, "predicted", ["all", "hard half"]))
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -26,6 +26,7 @@ from rewardlab.pipelines.tune import parse_config
 from rewardlab.search.compute_optimal import FittedSelector, bin_of
 from rewardlab.search.offline import Selector, parse_strategy
 from rewardlab.search.pool import derive_seed, make_candidate
+from rewardlab.steps import segment
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
 
@@ -78,8 +79,24 @@ def _sample(solver: Solver, problem: Problem, n: int, sampling: Sampling) -> lis
     prompt = solver.policy.format_prompt(problem.question)
     seeded = replace(sampling, seed=derive_seed(sampling.seed, problem.id, n, sampling))
     comps = solver.policy.sample([prompt], n, seeded)[0]
+    name = solver.policy.name
+    if problem.answer:
+        return [make_candidate(solver.task, problem, c, i, name) for i, c in enumerate(comps)]
+    # a free question: no reference to check or annotate against
     return [
-        make_candidate(solver.task, problem, c, i, solver.policy.name) for i, c in enumerate(comps)
+        Candidate(
+            problem_id=problem.id,
+            text=c.text,
+            steps=segment(c.text, solver.task.segmentation),
+            answer=solver.task.extract_answer(c.text),
+            prompt_tokens=c.prompt_tokens,
+            generated_tokens=c.generated_tokens,
+            logprobs=c.logprobs,
+            segmentation=solver.task.segmentation,
+            index=i,
+            meta={"policy": name, "finish_reason": c.finish_reason},
+        )
+        for i, c in enumerate(comps)
     ]
 
 
