@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,32 +36,37 @@ class NotAvailable(RuntimeError):
 
 @dataclass
 class Solver:
-    """The selector with its policy, task and rewards loaded once (for many problems)."""
+    """The selector with its policy and task loaded once (for many problems); the run's
+    rewards are loaded on first use, by name (``reward``)."""
 
     selector: FittedSelector
     policy: Any
     task: Any
-    rewards: dict[str, Any]  # by reward name
+    rewards: dict[str, Any] = field(default_factory=dict)  # loaded so far, by name
+    specs: list[str] = field(default_factory=list)  # the run's reward specs not loaded yet
 
     @classmethod
     def load(cls, selector: FittedSelector, policy: str | None = None) -> Solver:
         from rewardlab.policies.registry import load_policy
-        from rewardlab.rewards.registry import load_reward
         from rewardlab.tasks.registry import load_task
 
         meta = selector.meta
-        task = load_task(str(meta["task"]), 1)[0] if meta.get("task") == "arith" else None
-        if task is None:
+        if meta.get("task") == "arith":
+            task = load_task("arith", 1)[0]
+        else:
             from rewardlab.tasks.math_check import MathTask
 
             task = MathTask()
-        rewards = {}
-        for spec in meta.get("rewards_used", []):  # type: ignore[attr-defined]
-            r = load_reward(str(spec))
-            rewards[r.name] = r
-        return cls(selector, load_policy(policy or str(meta["policy"])), task, rewards)
+        specs = [str(s) for s in meta.get("rewards_used", [])]  # type: ignore[attr-defined]
+        return cls(selector, load_policy(policy or str(meta["policy"])), task, specs=specs)
 
     def reward(self, name: str) -> Any:
+        """The run's reward called ``name`` (its specs are loaded in order until found)."""
+        from rewardlab.rewards.registry import load_reward
+
+        while name not in self.rewards and self.specs:
+            r = load_reward(self.specs.pop(0))
+            self.rewards[r.name] = r
         if name not in self.rewards:
             raise ValueError(f"reward {name!r} is not among the run's rewards {list(self.rewards)}")
         return self.rewards[name]
