@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rewardlab.cli.main import app
@@ -222,3 +224,16 @@ def test_bad_runs_are_refused(tmp_path: Path) -> None:
         run_tune(TuneConfig(tmp_path))
     bad = runner.invoke(app, ["tune", "--run", str(tmp_path)])
     assert bad.exit_code != 0 and "rewardlab scale" in flat(bad.output)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(["maj", "bon[prm:last]", "wmaj[oracle-prm-q0.8:prod]", "beam[prm:4]"]),
+    st.floats(0.0, 5.0, allow_nan=False).map(lambda x: round(x, 3)),
+    st.floats(0.01, 1.0, allow_nan=False).map(lambda x: round(x, 3)),
+)
+def test_config_name_round_trips(strategy: str, t: float, p: float) -> None:
+    name = config_name(strategy, Sampling(t, max(p, 0.001)))
+    got = parse_config(name)
+    assert got[0] == strategy
+    assert got[1] == pytest.approx(t, rel=1e-5) and got[2] == pytest.approx(max(p, 0.001), rel=1e-5)
