@@ -100,6 +100,8 @@ def demo() -> None:
         strategies=None,
         seed=None,
         quick=False,
+        online_n_max=None,
+        online_problems=None,
         runs_dir=Path("runs"),
     )
 

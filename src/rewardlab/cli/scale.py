@@ -36,7 +36,18 @@ def scale(
         help="Comma-separated reward names/checkpoints (default: logprob, plus the shipped "
         "orm, prm, implicit-prm when sampling arith).",
     ),
-    strategies: str | None = typer.Option(None, help="Comma-separated, e.g. maj,bon:logprob."),
+    strategies: str | None = typer.Option(
+        None,
+        help="Comma-separated, e.g. maj,bon:logprob. Online (search while generating): "
+        "beam:R:M, lookahead:R:K, dvts:R:M, mcts:R[:M], pav:R:M, ovm:R:M, refine:R "
+        "(R a reward, e.g. beam:prm:4); they run at N = 1, 2, 4 ... --online-n-max.",
+    ),
+    online_n_max: int | None = typer.Option(
+        None, min=1, help="Largest budget N for online strategies (default 16)."
+    ),
+    online_problems: int | None = typer.Option(
+        None, min=1, help="Run online strategies on the first K problems only (default all)."
+    ),
     seed: int | None = typer.Option(None, help="Seed for problems, sampling, resampling."),
     quick: bool = typer.Option(False, help="Smoke test: 16 problems x 8, under a minute."),
     runs_dir: Path = typer.Option(Path("runs"), help="Parent directory of runs."),
@@ -73,6 +84,8 @@ def scale(
         rewards=_split(rewards),
         strategies=_split(strategies),
         seed=seed,
+        online_n_max=online_n_max,
+        online_problems=online_problems,
     )
     result = run_scale(cfg, out, progress=progress_bar)
     title = f"rewardlab scale — {cfg.task if not cfg.pool_file else cfg.pool_file}"

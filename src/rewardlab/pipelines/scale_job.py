@@ -27,6 +27,7 @@ from rewardlab.pipelines.scaling import (
     token_arrays,
 )
 from rewardlab.search.offline import Strategy, parse_strategy
+from rewardlab.search.online import is_online
 from rewardlab.search.pool import PoolSpec, fingerprint_of, sample_pool, score_pool
 from rewardlab.store import SampleStore, request_key
 from rewardlab.types import Candidate, Problem, Sampling, Score
@@ -53,6 +54,9 @@ class ScaleConfig:
     n_boot: int = 1000
     pool_file: str | None = None
     policy_params: int | None = None  # for imported pools: FLOPs = 2 * params * tokens
+    online_n_max: int = 16  # online strategies run at N = 1, 2, 4 ... online_n_max
+    online_problems: int | None = None  # online strategies on the first K problems (None: all)
+    step_tokens: int = 48  # token limit of one step in online search
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -228,9 +232,11 @@ def run_scale(
             params, (prompt_tok + gen_tok) if params else np.zeros_like(prompt_tok)
         )
     arrays = build_arrays(loaded.problems, loaded.pool, loaded.task, outcome, steps)
+    online_specs = [s for s in cfg.strategies if is_online(s)]
+    offline_specs = [s for s in cfg.strategies if not is_online(s)]
     strategies = (
-        [parse_strategy(s) for s in cfg.strategies]
-        if cfg.strategies
+        [parse_strategy(s) for s in offline_specs]
+        if offline_specs
         else default_strategies(
             list(outcome), list(steps), _signed(arrays), _unbounded_steps(arrays)
         )
@@ -250,8 +256,25 @@ def run_scale(
         n_boot=cfg.n_boot,
         seed=cfg.seed,
     )
+    online_summary: dict[str, Any] = {}
+    if online_specs:
+        if cfg.pool_file:
+            raise ValueError("online strategies need a policy: they cannot run on an imported pool")
+        online_rows_, records = _run_online_specs(cfg, loaded, store, online_specs, progress)
+        rows += online_rows_
+        write_jsonl(out / "online.jsonl", records)
+        online_summary = {
+            "strategies": sorted({r["strategy"] for r in online_rows_}),
+            "problems": len({r["problem_id"] for r in records}),
+            "budgets": sorted({int(r["n"]) for r in records}),
+        }
+    accuracy: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r["difficulty"] == "all":
+            accuracy.setdefault(r["strategy"], {})[str(r["n"])] = r["accuracy"]
     summary = {
         "config": {**asdict(cfg), "difficulty": list(cfg.difficulty)},
+        "online": online_summary,
         "rewards_used": list(cfg.rewards_used),
         "policy": loaded.policy_name,
         "policy_params": loaded.policy_params,
@@ -268,16 +291,58 @@ def run_scale(
         "imported_label_disagreements": None if disagreements is None else len(disagreements),
         "versions": _versions(),
         "wall_seconds": round(time.monotonic() - t0, 2),
-        "accuracy": {
-            s.name: {
-                str(r["n"]): r["accuracy"]
-                for r in rows
-                if r["strategy"] == s.name and r["difficulty"] == "all"
-            }
-            for s in strategies
-        },
+        "accuracy": accuracy,
     }
     return {"summary": summary, "rows": rows, "problems": loaded.problems, "pool": loaded.pool}
+
+
+def _run_online_specs(
+    cfg: ScaleConfig,
+    loaded: _Loaded,
+    store: SampleStore,
+    specs: Sequence[str],
+    progress: ProgressFactory,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run every online strategy at budgets 1, 2, 4 ... ``cfg.online_n_max`` (see
+    :mod:`rewardlab.pipelines.online`); returns curve rows and per-problem records."""
+    from rewardlab.pipelines.online import OnlineSettings, online_rows, result_records, run_online
+    from rewardlab.policies.registry import load_policy
+    from rewardlab.rewards.registry import load_reward
+    from rewardlab.search.online import parse_online
+
+    problems = loaded.problems[: cfg.online_problems] if cfg.online_problems else loaded.problems
+    settings = OnlineSettings(
+        n_max=cfg.online_n_max,
+        step_tokens=cfg.step_tokens,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+    )
+    policy = load_policy(cfg.policy)
+    rewards: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for spec in specs:
+        _, reward_spec = parse_online(spec)
+        if reward_spec not in rewards:
+            rewards[reward_spec] = load_reward(reward_spec)
+        reward = rewards[reward_spec]
+        total = len(problems) * len(settings.budgets())
+        with progress(f"online {spec} on {len(problems)} problems", total) as update:
+            by_n = run_online(
+                spec, problems, loaded.task, policy, reward, settings, store, progress=update
+            )
+        rows += online_rows(problems, by_n, reward.name, n_boot=cfg.n_boot, seed=cfg.seed)
+        records += result_records(problems, by_n)
+    return rows, records
+
+
+def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Write records as JSON lines atomically (a temporary file, then a rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r, default=str) + "\n")
+    tmp.replace(path)
 
 
 def _signed(arrays: Any) -> list[str]:
