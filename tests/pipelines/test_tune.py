@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rewardlab.cli.main import app
-from rewardlab.pipelines.solve import NotAvailable, Solver, solve_one
+from rewardlab.pipelines.solve import Solver, solve_one
 from rewardlab.pipelines.tune import (
     TuneConfig,
     build_table,
@@ -206,7 +206,9 @@ def test_solve_answers_with_the_selector(run_dir: Path, tmp_path: Path) -> None:
     assert free.exit_code != 0 and "not an arith problem" in flat(free.output)
 
 
-def test_an_online_choice_is_not_available_in_this_build(run_dir: Path, tmp_path: Path) -> None:
+def test_an_online_choice_runs_its_search(run_dir: Path, tmp_path: Path) -> None:
+    """A hand-made online.jsonl where beam search is always right and nearly free: the selector
+    chooses it everywhere, and solve runs a real beam search (tiny policy, the dial)."""
     run = copy_run(run_dir, tmp_path)
     ids = [p.id for p in load_run(run).problems]
     rows = [online_row(pid, n=n, flops=1.0) for pid in ids for n in (1, 2, 4)]
@@ -215,8 +217,21 @@ def test_an_online_choice_is_not_available_in_this_build(run_dir: Path, tmp_path
     assert {c.config for c in selector.choices} == {f"beam[{VERIFIER}:4]"}  # right and free
     solver = Solver.load(selector)
     problem = load_run(run).problems[0]
-    with pytest.raises(NotAvailable, match="online"):
-        solve_one(solver, problem, n=1)
+    out = solve_one(solver, problem, n=4)
+    # all tie at accuracy 1: the cheapest option (N = 1) wins at level 4
+    assert out["config"] == f"beam[{VERIFIER}:4]" and (out["level"], out["n"]) == (4, 1)
+    assert out["flops"] > 0 and out["tokens"] > 0
+    assert out["answer"] is None or isinstance(out["correct"], bool)
+
+
+def test_online_results_on_a_subset_of_problems(run_dir: Path, tmp_path: Path) -> None:
+    """Online strategies run on the first K problems only: tune compares on those K."""
+    run = copy_run(run_dir, tmp_path)
+    ids = [p.id for p in load_run(run).problems][:6]
+    (run / "online.jsonl").write_text("\n".join(online_row(pid, flops=1e9) for pid in ids))
+    result, _ = run_tune(TuneConfig(run, n_boot=20))
+    assert result["problems_used"] == 6
+    assert {r["problems"] for r in result["results"] if r["group"] == "all"} == {6}
 
 
 def test_bad_runs_are_refused(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def solve(
     out: Path | None = typer.Option(None, help="Write the results as JSONL here."),
 ) -> None:
     from rewardlab.cli.progress import progress_bar
-    from rewardlab.pipelines.solve import NotAvailable, Solver, free_problem, solve_one
+    from rewardlab.pipelines.solve import Solver, free_problem, solve_one
     from rewardlab.pipelines.tune import load_selector
 
     if (question is None) == (task is None):
@@ -54,7 +54,7 @@ def solve(
         for i, p in enumerate(todo):
             try:
                 rows.append(solve_one(solver, p, n=budget, max_flops=flops, seed=seed))
-            except (NotAvailable, ValueError) as e:
+            except ValueError as e:
                 raise typer.BadParameter(f"{p.id}: {e}") from None
             update(i + 1, len(todo))
     if out is not None:

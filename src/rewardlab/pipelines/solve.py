@@ -7,14 +7,15 @@
 2. **Pick** the bin's choice at the budget (``n`` = a level, or the largest level whose FLOPs
    allowance fits ``max_flops``).
 3. **Run** it: an offline config samples ``n`` candidates (at the config's temperature /
-   top-p) and selects one with the strategy's ``select``; an online config needs
-   ``rewardlab.search.online``, and says so clearly where this build has none.
+   top-p) and selects one with the strategy's ``select``; an online config (beam search,
+   DVTS, MCTS ...) runs its search once at budget ``n`` through the step-expansion engine of
+   :mod:`rewardlab.search.online`, with the run's step settings and its own spec (options
+   kept, from the run's summary).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,10 +29,6 @@ from rewardlab.search.offline import Selector, parse_strategy
 from rewardlab.search.pool import derive_seed, make_candidate
 from rewardlab.steps import segment
 from rewardlab.types import Candidate, Problem, Sampling, Score
-
-
-class NotAvailable(RuntimeError):
-    """The chosen config cannot run in this build (e.g. online search is not installed)."""
 
 
 @dataclass
@@ -145,18 +142,25 @@ def solve_one(
     bin_ = bin_of(mean, sel.thresholds)
     choice = sel.pick(bin_, n=n, max_flops=max_flops)
     strategy_name, t, p = parse_config(choice.config)
-    try:
-        strategy = parse_strategy(strategy_name)
-    except ValueError:
-        if importlib.util.find_spec("rewardlab.search.online") is None:
-            raise NotAvailable(
-                f"the selector chose the online config {choice.config!r}, and online search "
-                "(rewardlab.search.online) is not available in this build"
-            ) from None
-        raise NotAvailable(
-            f"online config {choice.config!r}: running online strategies from `solve` is not "
-            "wired in this build yet"
-        ) from None
+    from rewardlab.search.online import is_online
+
+    spec = online_spec(sel, strategy_name)
+    if spec is not None and is_online(spec):
+        out = run_online_choice(solver, problem, spec, choice.n, base)
+        return {
+            **out,
+            "problem_id": problem.id,
+            "question": problem.question,
+            "correct": solver.task.is_correct(problem, out["answer"]) if problem.answer else None,
+            "predicted_bin": bin_ + 1,
+            "probe_mean_score": mean,
+            "config": choice.config,
+            "n": choice.n,
+            "level": choice.level,
+            "allowance_flops": choice.max_flops,
+            "probe_flops": _flops(solver, probes, sel.verifier),
+        }
+    strategy = parse_strategy(strategy_name)
     if not isinstance(strategy, Selector):
         raise ValueError(f"config {choice.config!r} cannot choose without the answer key")
     sampling = base if t is None or p is None else replace(base, temperature=t, top_p=p)
@@ -188,4 +192,48 @@ def solve_one(
         "flops": flops_main,
         "probe_flops": flops_probe,
         "tokens": _tokens(cands),
+    }
+
+
+def online_spec(selector: FittedSelector, name: str) -> str | None:
+    """The spec of online config ``name``: the run's own (options kept) or, for a name like
+    ``beam[prm:4]`` from a hand-made online.jsonl, ``beam:prm:4``; None for other names."""
+    specs = selector.meta.get("online_specs") or {}
+    if name in specs:  # type: ignore[operator]
+        return str(specs[name])  # type: ignore[index]
+    head, sep, rest = name.partition("[")
+    if sep and rest.endswith("]"):
+        return f"{head}:{rest[:-1]}"
+    return None
+
+
+def run_online_choice(
+    solver: Solver, problem: Problem, spec: str, n: int, base: Sampling
+) -> dict[str, Any]:
+    """Run online strategy ``spec`` at budget ``n`` with the run's step settings (the engine of
+    :mod:`rewardlab.search.online`, no store); the answer, its text, FLOPs and tokens."""
+    from rewardlab.rewards.registry import load_reward
+    from rewardlab.search.online import EngineConfig, StepExpander, parse_online
+
+    strategy, reward_spec = parse_online(spec)
+    try:
+        reward = solver.reward(reward_spec)  # a reward name of the run
+    except ValueError:
+        reward = solver.rewards.setdefault(reward_spec, load_reward(reward_spec))
+    engine_meta = dict(solver.selector.meta.get("online_engine") or {})  # type: ignore[call-overload]
+    sampling = Sampling(
+        float(engine_meta.get("temperature", base.temperature)),
+        base.top_p,
+        int(engine_meta.get("step_tokens", 48)),
+        base.seed,
+    )
+    engine = StepExpander(solver.policy, solver.task, reward, EngineConfig(sampling=sampling))
+    result = strategy.search(problem, engine, n)
+    chosen = None if result.chosen is None else result.candidates[result.chosen]
+    return {
+        "answer": result.answer,
+        "text": None if chosen is None else chosen.text,
+        "flops": float(result.cost.flops),
+        "tokens": int(result.cost.tokens),
+        "shortfall": result.shortfall,
     }

@@ -349,6 +349,41 @@ def read_online(path: Path, problem_ids: Sequence[str]) -> OnlineResults:
     )
 
 
+def online_specs(summary: Mapping[str, Any]) -> dict[str, str]:
+    """The run's online strategy specs by strategy name (options included: a name drops them)."""
+    from rewardlab.search.online import is_online, parse_online
+
+    out: dict[str, str] = {}
+    for spec in summary.get("config", {}).get("strategies", []) or []:
+        if is_online(spec):
+            out[parse_online(spec)[0].name] = spec
+    return out
+
+
+def online_reward_names(specs: Mapping[str, str], known: Sequence[str]) -> dict[str, str]:
+    """The name of the reward each online strategy reads (``oracle-prm:q=0.8`` ->
+    ``oracle-prm-q0.8``); a spec that is not a known name is loaded once to learn its name."""
+    from rewardlab.rewards.registry import load_reward
+    from rewardlab.search.online import parse_online
+
+    names: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for name, spec in specs.items():
+        reward_spec = parse_online(spec)[1]
+        if reward_spec not in names:
+            names[reward_spec] = (
+                reward_spec if reward_spec in known else str(load_reward(reward_spec).name)
+            )
+        out[name] = names[reward_spec]
+    return out
+
+
+def subset(table: Table, keep: np.ndarray) -> Table:
+    """The table on the problems ``keep`` (indices)."""
+    ids = tuple(table.problem_ids[i] for i in keep) if table.problem_ids else ()
+    return Table(table.configs, table.budgets, table.acc[:, keep], table.cost[:, keep], ids)
+
+
 # ------------------------------------------------------------------------------ the table
 
 
@@ -401,8 +436,13 @@ def build_table(
     n_resamples: int = 200,
     seed: int = 0,
     verifier: str | None = None,
+    online_reads: Mapping[str, str] | None = None,
 ) -> Table:
-    """Accuracy and FLOPs of every config on every problem at every budget (NaN = not run)."""
+    """Accuracy and FLOPs of every config on every problem at every budget (NaN = not run).
+
+    ``online_reads`` maps an online strategy's name to the name of the reward it reads (its
+    name holds the reward's spec, e.g. ``beam[oracle-prm:q=0.8:4]``); others fall back to
+    :func:`reads`."""
     ks = default_ks(loaded.n)
     budgets = sorted(set(ks) | set(online.budgets if online else []))
     col = {b: j for j, b in enumerate(budgets)}
@@ -428,7 +468,8 @@ def build_table(
     if online is not None:
         index = {pr.id: i for i, pr in enumerate(loaded.problems)}
         for name in online.strategies:
-            if verifier is not None and reads(name) not in ("", verifier):
+            reward = (online_reads or {}).get(name, reads(name))
+            if verifier is not None and reward not in ("", verifier):
                 continue
             if name in configs:
                 raise ValueError(f"online strategy {name!r} has the name of an offline config")
@@ -508,12 +549,26 @@ def run_tune(
     online_path = cfg.run / ONLINE_FILE
     ids = [p.id for p in loaded.problems]
     online = read_online(online_path, ids) if online_path.exists() else None
-    table = build_table(loaded, pools, strategies, online, cfg.n_resamples, cfg.seed, only)
+    specs = online_specs(loaded.summary)
+    known = [*base.arrays.scores, *base.arrays.step_scores]
+    reads_map = online_reward_names(specs, known) if online else {}
+    table = build_table(
+        loaded, pools, strategies, online, cfg.n_resamples, cfg.seed, only, reads_map
+    )
+    keep = np.arange(len(ids))
+    if online is not None:
+        # online strategies may have run on the first K problems only: compare on those
+        ran = [{pid for s_, _, pid in online.acc if s_ == c} for c in table.configs]
+        covered = set.intersection(*[r for r in ran if r]) if any(ran) else set(ids)
+        keep = np.array([i for i, pid in enumerate(ids) if pid in covered], dtype=np.intp)
+        if keep.size < 4:
+            raise ValueError(f"online results cover only {keep.size} problems: too few to tune")
+        table = subset(table, keep)
     reference = cfg.reference or default_reference(base.arrays, verifier)
     ref = table.config_index(reference)
 
-    pass1 = oracle_difficulty(base.arrays.correct)
-    predicted = predicted_difficulty(final_scores(base.arrays, verifier))
+    pass1 = oracle_difficulty(base.arrays.correct)[keep]
+    predicted = predicted_difficulty(final_scores(base.arrays, verifier))[keep]
     bins_oracle, thr_oracle = quantile_bins(pass1, cfg.n_bins)
     bins_pred, thr_pred = quantile_bins(predicted, cfg.n_bins)
     hard = quantile_bins(pass1, 2)[0] == 1
@@ -546,6 +601,12 @@ def run_tune(
             "sampling": asdict(loaded.sampling),
             "rewards_used": loaded.summary["rewards_used"],
             "reward_params": loaded.reward_params,
+            "online_specs": specs,
+            "online_engine": {
+                k: loaded.summary["config"].get(k)
+                for k in ("step_tokens", "temperature", "seed")
+                if k in loaded.summary["config"]
+            },
         },
     )
     result = {
@@ -557,6 +618,7 @@ def run_tune(
         "verifier": verifier,
         "match": cfg.match,
         "configs": list(table.configs),
+        "problems_used": int(keep.size),
         "budgets": list(table.budgets),
         "pools": [asdict(p.sampling) | {"base": p.base} for p in pools],
         "online": None
