@@ -15,9 +15,11 @@ from rewardlab.cli import eval_rm as eval_rm_cmd
 from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
+from rewardlab.cli import solve as solve_cmd
 from rewardlab.cli import train_policy as train_policy_cmd
 from rewardlab.cli import train_pref as train_pref_cmd
 from rewardlab.cli import train_rm as train_rm_cmd
+from rewardlab.cli import tune as tune_cmd
 
 app = typer.Typer(
     name="rewardlab",
@@ -31,6 +33,8 @@ app.command("sample", help=sample_cmd.HELP)(sample_cmd.sample)
 app.command("train-policy", help=train_policy_cmd.HELP)(train_policy_cmd.train_policy)
 app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
 app.command("label", help=label_cmd.HELP)(label_cmd.label)
+app.command("tune", help=tune_cmd.HELP)(tune_cmd.tune)
+app.command("solve", help=solve_cmd.HELP)(solve_cmd.solve)
 app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
 app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
     train_pref_cmd.train_preference

@@ -27,6 +27,8 @@ REWARDS: dict[str, str] = {
     "implicit-prm": "rewardlab.rewards.learned:load_default_implicit_prm",
     "code": "rewardlab.rewards.code:CodeReward",
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
+    "oracle-prm": "rewardlab.rewards.oracle:OraclePRM",
+    "oracle-orm": "rewardlab.rewards.oracle:OracleORM",
 }
 
 
