@@ -87,7 +87,7 @@ def build_root(job: Job) -> None:
         "tmpfs",
         root + WORK,
         "tmpfs",
-        _linux.MS_NOSUID | _linux.MS_NODEV,
+        _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC,
         f"size={fs['disk_bytes']},nr_inodes=4096,mode=0700,uid={uid},gid={gid}",
     )
     copy_tree(job["workdir"], root + WORK, uid, gid)
@@ -97,6 +97,22 @@ def build_root(job: Job) -> None:
     _linux.umount2(".", _linux.MNT_DETACH)
     os.chdir("/")
     _linux.sethostname("sandbox")
+
+
+def private_workdir(job: Job) -> None:
+    """``restricted``: in a fresh mount namespace, a size-capped ``noexec`` tmpfs on the run's
+    directory (``job["cwd"]``) holding a copy of the program's files: the disk quota, gone
+    with the namespace when the run ends (nothing to unmount, nothing left on the host)."""
+    _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
+    uid, gid = job["uid"] or 0, job["gid"] or 0
+    _linux.mount(
+        "tmpfs",
+        job["cwd"],
+        "tmpfs",
+        _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC,
+        f"size={job['fs']['disk_bytes']},nr_inodes=4096,mode=0700,uid={uid},gid={gid}",
+    )
+    copy_tree(job["workdir"], job["cwd"], uid, gid)
 
 
 def copy_tree(src: str, dst: str, uid: int, gid: int) -> None:

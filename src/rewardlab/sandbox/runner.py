@@ -195,6 +195,7 @@ def run(program: Program | str, config: SandboxConfig | None = None) -> RunResul
         os.chmod(base, 0o711)
         (base / "work").mkdir(mode=0o700)
         (base / "root").mkdir(mode=0o700)
+        (base / "run").mkdir(mode=0o700)  # restricted: the capped tmpfs is mounted here
         write_files(base / "work", program)
         cgroups = None
         if config.cgroups and level != "basic" and caps.cgroups.bases:
