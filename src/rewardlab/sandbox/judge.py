@@ -35,6 +35,7 @@ from typing import Any, Literal
 from rewardlab.sandbox import _codec
 from rewardlab.sandbox.config import Program, RunResult, SandboxConfig
 from rewardlab.sandbox.runner import run
+from rewardlab.sandbox.untrusted import UntrustedInputError, loads_json
 
 Compare = Literal["eq", "close", "truthy", "falsy", "is"]
 Status = Literal["pass", "fail", "error", "timeout", "missing", "unsupported"]
@@ -174,9 +175,9 @@ def _records(stdout: bytes, n: int) -> dict[int, dict[str, Any]]:
     """The first well-formed record for each test index; everything else is ignored."""
     out: dict[int, dict[str, Any]] = {}
     for line in stdout.decode("utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
+        try:  # written inside the sandbox: bounded (a value deeper than the codec's is junk)
+            rec = loads_json(line, max_depth=_codec.MAX_DEPTH + 4)
+        except UntrustedInputError:
             continue
         if not isinstance(rec, dict):
             continue
