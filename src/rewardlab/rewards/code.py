@@ -24,22 +24,27 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rewardlab.sandbox import (
     JudgeResult,
     Limits,
+    Program,
+    RunResult,
     SandboxConfig,
+    detect,
     judge,
     parallel_map,
     parse_asserts,
     parse_check,
+    resolve_level,
 )
 from rewardlab.sandbox.judge import Test
 from rewardlab.sandbox.pool import default_workers
 from rewardlab.sandbox.untrusted import UntrustedInputError, parse_python
+from rewardlab.sandbox.zygote import ZygotePool
 from rewardlab.types import Candidate, Problem, Score
 
 _LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
@@ -173,9 +178,18 @@ class CodeReward:
         if len(problems) != len(candidates):
             raise ValueError("problems and candidates must have the same length")
         pairs = list(zip(problems, candidates, strict=True))
-        return parallel_map(self._score_one, pairs, self.workers or default_workers())
+        workers = min(self.workers or default_workers(), max(len(pairs), 1))
+        level = resolve_level(self.config, detect(self.config.python))
+        if level == "isolated" and len(pairs) > 1:  # pre-isolated workers for the batch
+            with ZygotePool(self.config, workers=workers) as pool:
+                return parallel_map(lambda p: self._score_one(p, pool.run), pairs, workers)
+        return parallel_map(self._score_one, pairs, workers)
 
-    def _score_one(self, pair: tuple[Problem, Candidate]) -> Score:
+    def _score_one(
+        self,
+        pair: tuple[Problem, Candidate],
+        runner: Callable[[Program], RunResult] | None = None,
+    ) -> Score:
         problem, candidate = pair
         if "entry_point" not in problem.meta:
             return Score.ungraded("problem has no entry_point (not a code problem?)")
@@ -200,6 +214,7 @@ class CodeReward:
             setup=setup,
             config=self.config,
             test_timeout_s=self.test_timeout_s,
+            runner=runner,
         )
         info = _info(result, tests)
         if not result.graded:
