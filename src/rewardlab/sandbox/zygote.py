@@ -160,6 +160,7 @@ class Zygote:
             for fd in child_ends:
                 with suppress(OSError):
                     os.close(fd)
+        child = self._child_pidfd()
         stdin_w, stdout_r, stderr_r = pipes[0][1], pipes[1][0], pipes[2][0]
         control_w, status_r = pipes[3][1], pipes[4][0]
         streams = _Streams(cap=lim.output_kb * 1024)
@@ -172,6 +173,9 @@ class Zygote:
                 os.write(control_w, b"k")
 
         def force() -> None:
+            if child is not None:  # the run's init has a parent-death signal: all of it dies
+                with suppress(OSError):
+                    signal.pidfd_send_signal(child, signal.SIGKILL)
             if cgroups is not None:
                 cgroups.kill_all()
 
@@ -196,6 +200,8 @@ class Zygote:
                 stop()
             self._wait_empty(force)
         finally:
+            if child is not None:
+                os.close(child)
             os.close(control_w)
             os.close(status_r)
             files.stdout.close()
@@ -208,6 +214,23 @@ class Zygote:
         return finish(
             streams, cut, wall, config, self.caps, "isolated", cgroups, oom, anon, None, (LAYER,)
         )
+
+    def _child_pidfd(self) -> int | None:
+        """A pidfd of this execution's child in the zygote (``pid N`` comes right after the
+        fork, and the child lives until the run's init has ended), or None."""
+        try:
+            self.sock.settimeout(_START_TIMEOUT_S)
+            answer = self.sock.recv(64)
+        except OSError:
+            return None
+        finally:
+            self.sock.settimeout(None)
+        if not answer.startswith(b"pid "):
+            return None
+        try:
+            return os.pidfd_open(int(answer[4:]))
+        except (OSError, ValueError):
+            return None
 
     def _wait_empty(self, force: Any) -> None:
         """Until nothing of the execution is alive in the worker's cgroups (grace, then kill)."""
