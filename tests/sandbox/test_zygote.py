@@ -144,9 +144,11 @@ def test_fresh_cgroup_budget_per_execution() -> None:
         assert forks.stdout == b"8\n", forks.summary()
 
 
-def test_timeout_then_next_execution_is_clean(pool: ZygotePool) -> None:
+@pytest.mark.parametrize("cgroups", [True, False])
+def test_timeout_then_next_execution_is_clean(cgroups: bool) -> None:
     start = time.monotonic()
-    with ZygotePool(SandboxConfig(limits=Limits(wall_s=1.0), level="isolated"), workers=1) as p:
+    config = SandboxConfig(limits=Limits(wall_s=1.0), level="isolated", cgroups=cgroups)
+    with ZygotePool(config, workers=1) as p:
         r = go(p, "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile 1: pass")
         assert r.verdict == "timeout", r.summary()
         assert time.monotonic() - start < 4.0
