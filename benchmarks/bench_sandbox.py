@@ -19,8 +19,9 @@ Methods (the program is ``print(1)`` everywhere):
   solutions (judge + solution processes, per-test RPC), per candidate (on pre-isolated
   workers at ``isolated``).
 
-For the pre-isolated rows, the CPU time of one execution is measured too (the parent's own
-CPU + the zygotes' CPU including every process they reaped, from ``/proc/<pid>/stat``), and
+For the pool rows, the CPU time of one execution is measured too (the parent's own CPU + the
+one-shot supervisors' it reaped, or the zygotes' including every process they reaped, from
+``/proc/<pid>/stat``), and
 ``capacity_per_s`` = cores x 1000 / that: the rate two idle cores could sustain. The machine
 is shared: the measured rate under load is the share of the cores this benchmark got.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -93,6 +95,17 @@ def _tree_cpu_s(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / _HZ
 
 
+def _own_and_reaped_cpu_s() -> float:
+    """This process's CPU + that of every child it reaped (one-shot supervisors and all)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def _add_cpu(row: dict[str, float], cpu_s: float, executions: int) -> None:
+    row["cpu_ms_per_exec"] = 1000 * cpu_s / executions
+    row["capacity_per_s"] = len(os.sched_getaffinity(0)) * executions / cpu_s
+
+
 def _time_zygote(pool: ZygotePool, runs: int, batch: bool) -> dict[str, float]:
     """Like ``_time_each``/``_time_batch`` on a ZygotePool, plus CPU per execution."""
 
@@ -111,9 +124,7 @@ def _time_zygote(pool: ZygotePool, runs: int, batch: bool) -> dict[str, float]:
         row = _time_each(lambda: check([pool.run(TRIVIAL)]), runs)
         runs += 2  # _time_each's warm-up runs are inside the CPU window
     cpu = time.process_time() + sum(_tree_cpu_s(p) for p in zygotes) - cpu0
-    cores = len(os.sched_getaffinity(0))
-    row["cpu_ms_per_exec"] = 1000 * cpu / runs
-    row["capacity_per_s"] = cores * runs / cpu
+    _add_cpu(row, cpu, runs)
     return row
 
 
@@ -143,9 +154,10 @@ def bench(runs: int, workers: int) -> dict[str, Any]:
     best = caps.best()
     best_cfg = SandboxConfig(limits=limits, level=best)
     oneshot = SandboxPool(best_cfg, workers=workers, zygote=False)
-    rows[f"pool {best} x{workers} (one-shot runs)"] = _time_batch(
-        lambda: oneshot.map([TRIVIAL] * runs), runs
-    )
+    cpu0 = _own_and_reaped_cpu_s()
+    row = _time_batch(lambda: oneshot.map([TRIVIAL] * runs), runs)
+    _add_cpu(row, _own_and_reaped_cpu_s() - cpu0, 2 * runs)  # _time_batch maps twice
+    rows[f"pool {best} x{workers} (one-shot runs)"] = row
     if best == "isolated":
         with ZygotePool(best_cfg, workers=1) as zp:
             rows["zygote isolated x1, sequential"] = _time_zygote(zp, runs, batch=False)
@@ -197,8 +209,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "Pool and code-reward rows: latency = wall time / items (items run concurrently). "
-        "CPU per execution: the parent's CPU + the zygotes' (with every process they reaped: "
-        "per-execution child, init, program); idle capacity = cores x 1000 / that.",
+        "CPU per execution: the parent's CPU + the one-shot supervisors' it reaped, or the "
+        "zygotes' (with every process they reaped: per-execution child, init, program); "
+        "idle capacity = cores x 1000 / that, the rate these cores could sustain if idle.",
     ]
     return "\n".join(lines) + "\n"
 
