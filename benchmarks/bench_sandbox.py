@@ -14,7 +14,9 @@ Methods (the program is ``print(1)`` everywhere):
   (:class:`~rewardlab.sandbox.zygote.ZygotePool`), executions one after another;
 - ``pool <level> x<workers> (one-shot runs)``: ``SandboxPool(zygote=False)``, a one-shot
   :func:`~rewardlab.sandbox.run` per program on ``workers`` threads (the previous pool);
-- ``pool isolated x<workers> (zygote)``: ``SandboxPool(workers=...).map`` (pre-isolated workers);
+- ``pool isolated x<workers> (zygote)``: ``SandboxPool(workers=...).map`` (pre-isolated workers),
+  and the same with twice the workers (on a shared machine, more runnable workers get a larger
+  share of the cores; on an idle one they cannot beat the CPU per execution);
 - ``code reward``: :class:`~rewardlab.rewards.code.CodeReward` on the bundled problems' reference
   solutions (judge + solution processes, per-test RPC), per candidate (on pre-isolated
   workers at ``isolated``).
@@ -161,8 +163,9 @@ def bench(runs: int, workers: int) -> dict[str, Any]:
     if best == "isolated":
         with ZygotePool(best_cfg, workers=1) as zp:
             rows["zygote isolated x1, sequential"] = _time_zygote(zp, runs, batch=False)
-        with ZygotePool(best_cfg, workers=workers) as zp:
-            rows[f"pool isolated x{workers} (zygote)"] = _time_zygote(zp, runs, batch=True)
+        for n in (workers, 2 * workers):  # more workers: a larger share of a contended CPU
+            with ZygotePool(best_cfg, workers=n) as zp:
+                rows[f"pool isolated x{n} (zygote)"] = _time_zygote(zp, runs, batch=True)
     problems = bundled()
     cands = [Candidate(p.id, p.answer, (p.answer,), None) for p in problems]
     reward = CodeReward(workers=workers)
