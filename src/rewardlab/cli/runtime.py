@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 
-import typer
-
-THREADS_HELP = "torch CPU threads (default: idle cores = cores - 1-min load average, >= 1)."
+THREADS_HELP = (
+    "torch CPU threads (default: $OMP_NUM_THREADS if set, else the idle cores: cores minus "
+    "the 1-minute load average, at least 1)."
+)
 
 
 def available_cores() -> int:
@@ -45,24 +46,17 @@ def default_threads(cores: int | None = None, load: float | None = None) -> int:
     return max(1, min(c, round(c - busy)))
 
 
-def check_threads(threads: int | None) -> int | None:
-    """Validate a ``--threads`` value (a usage error when below 1)."""
-    if threads is not None and threads < 1:
-        raise typer.BadParameter(f"--threads must be >= 1, got {threads}")
-    return threads
-
-
 def apply_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads to ``threads`` (default :func:`default_threads`); returns
-    the number set. Imports torch, so call it after the arguments were validated."""
+    """Set torch's intra-op threads to ``threads``; returns the number in use.
+
+    Without ``threads``: ``OMP_NUM_THREADS`` when the user set it (torch already read it),
+    else :func:`default_threads`. Imports torch, so call it after the arguments were checked.
+    """
     import torch
 
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        return int(torch.get_num_threads())
     n = default_threads() if threads is None else threads
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-def threads_option() -> object:
-    """The ``--threads`` option every heavy command shares."""
-    return typer.Option(None, "--threads", min=1, help=THREADS_HELP, show_default=False)

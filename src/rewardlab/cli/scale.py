@@ -191,12 +191,9 @@ def scale(
 
 def _progress_factory() -> Callable[[str, int], object]:
     """Rich bars on a terminal; periodic log lines on stderr otherwise (CI, nohup, pipes)."""
-    from rewardlab.cli.progress import console, progress_bar
-    from rewardlab.pipelines.progress import periodic
+    from rewardlab.cli.progress import progress_bar
 
-    if console.is_terminal:
-        return progress_bar
-    return periodic(lambda line: typer.echo(line, err=True), every_s=30.0)
+    return progress_bar
 
 
 def _run_and_report(cfg: object, out: Path, progress: Tracker) -> None:

@@ -178,9 +178,13 @@ def _load_imported(cfg: ScaleConfig, store: SampleStore) -> _Loaded:
 
     assert cfg.pool_file is not None
     problems, grouped = import_pool(Path(cfg.pool_file), extract_answer=extract_answer)
-    n = min(len(r) for r in grouped) if grouped else 0
-    if n == 0:
-        raise ValueError(f"{cfg.pool_file}: no problem has candidates")
+    empty = [p.id for p, r in zip(problems, grouped, strict=True) if not r]
+    if not grouped or empty:
+        raise ValueError(
+            f"{cfg.pool_file}: every problem needs at least one candidate; "
+            f"{'none in the file' if not grouped else f'none for {empty[:5]}'}"
+        )
+    n = min(len(r) for r in grouped)
     pool = [list(r[:n]) for r in grouped]
     name = f"imported:{Path(cfg.pool_file).name}"
     keys = [request_key(p, name, Sampling()) for p in problems]
@@ -230,16 +234,24 @@ def check_task(cfg: ScaleConfig) -> None:
     """The task (or imported pool) exists and is readable; raises ValueError / OSError."""
     if cfg.pool_file:
         check_pool_file(Path(cfg.pool_file))
+    else:
+        check_task_spec(cfg.task, cfg.difficulty)
+
+
+def check_task_spec(task: str, difficulty: tuple[int, int] = (1, 8)) -> None:
+    """``task`` is ``arith`` (with a difficulty in 1-16) or a readable JSONL file of problems
+    within the size limits (:mod:`rewardlab.tasks.jsonl`); raises ValueError / OSError."""
+    if task == "arith":
+        lo, hi = difficulty
+        if not 1 <= lo <= hi <= 16:
+            raise ValueError(
+                f"arith difficulty is N or LO-HI within 1-16 operations, got {lo}-{hi}"
+            )
         return
-    if cfg.task == "arith":
-        lo, hi = cfg.difficulty
-        if hi > 16:
-            raise ValueError(f"arith difficulty is 1-16 operations, got {lo}-{hi}")
-        return
-    path = Path(cfg.task)
+    path = Path(task)
     if path.suffix != ".jsonl":
         raise ValueError(
-            f"unknown task {cfg.task!r}: give 'arith' or a .jsonl file of problems "
+            f"unknown task {task!r}: give 'arith' or a .jsonl file of problems "
             '(GSM8K: {"question", "answer": "... #### 18"}; MATH-500: {"problem", "answer"})'
         )
     if not path.is_file():
@@ -255,8 +267,10 @@ def check_pool_file(path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"pool file {path} does not exist")
     with path.open("rb") as fh:
-        if not any(line.strip() for line in fh):
-            raise ValueError(f"pool file {path} is empty: expected JSONL, one problem per line")
+        while block := fh.read(1 << 16):
+            if block.strip():
+                return
+    raise ValueError(f"pool file {path} is empty: expected JSONL, one problem per line")
 
 
 def check_policy(spec: str) -> None:
