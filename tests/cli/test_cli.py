@@ -235,3 +235,29 @@ def test_train_dispatches_by_objective(tiny_llama_dir: Path, tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "rewardlab.json").read_text())["kind"] == "preference-rm"
+
+
+HELP_MUST_SAY = {
+    ("scale",): ["smollm2", "MATH-500", "(tiny)", "(arith)", "64; --quick: 8", "--threads"]
+    + ["--temperature", "--top-p", "--max-new-tokens", "--device", "Example:"],
+    ("sample",): ["MATH-500", "--threads", "--top-p", "Example:"],
+    ("train",): ["--backbone", "--ensemble", "implicit-prm", "Example:"],
+    ("train-process",): ['"completions"', "implicit-prm", "--threads"],
+    ("eval", "process"): ['"steps"', "--recipe", "qwen-prm", "--trust-remote-code", "--dtype"]
+    + ["--max-unscored", "Example:"],
+    ("eval", "pairwise"): ['e.g. {"prompt"', "RewardBench v1"],
+    ("eval", "bon"): ['e.g. {"prompt"', "RewardBench v2"],
+    ("eval", "one-to-many"): ['e.g. {"prompt"', "RewardMATH"],
+    ("eval", "overopt"): ['e.g. {"prompt"', '"gold"'],
+    ("eval", "distance"): ['e.g. {"prompt"', '"responses"'],
+    ("label",): ["--threads", "mc | binary"],
+}
+
+
+@pytest.mark.parametrize("command", list(HELP_MUST_SAY), ids=" ".join)
+def test_help_shows_defaults_formats_and_examples(command: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for phrase in HELP_MUST_SAY[command]:
+        assert phrase in text, (phrase, text)

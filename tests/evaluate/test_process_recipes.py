@@ -115,7 +115,7 @@ def test_eval_process_refuses_when_too_many_items_are_unscored(
     refused = runner.invoke(app, args)
     assert refused.exit_code == 1, refused.output
     assert f"scored {40 - n_long} of 40 items ({n_long} unscored" in refused.output
-    assert f"more than the model's {limit}" in refused.output
+    assert f"{n_long} x longer than the model's {limit} tokens" in refused.output
     assert "refusing to report metrics" in refused.output and "Traceback" not in refused.output
     assert not (out / "process_eval.json").exists()
     anyway = runner.invoke(app, [*args, "--max-unscored", "0.9"])

@@ -129,8 +129,8 @@ class ErrorGroup(TyperGroup):
         with sigterm_as_interrupt():
             try:
                 return super().invoke(ctx)
-            except (ClickException, typer.Exit, typer.Abort):
-                raise
+            except (ClickException, typer.Exit, typer.Abort, BrokenPipeError):
+                raise  # typer reports these itself (a closed pipe, e.g. `| head`, quietly)
             except KeyboardInterrupt as e:
                 typer.echo("\ninterrupted; work saved so far is kept.", err=True)
                 raise typer.Exit(exit_code_of(e)) from None

@@ -258,6 +258,7 @@ def scores_from_reward(
             elif len(s.steps) != len(cand.steps):
                 reason = "step count mismatch"
             if reason:
+                reason = _reason_kind(reason)
                 reasons[reason] = reasons.get(reason, 0) + 1
                 out.append(None)
             else:
@@ -338,8 +339,20 @@ def write_predictions(
             )
 
 
-def _reasons(skipped: dict[str, int]) -> str:
-    return ", ".join(f"{n} x {r}" for r, n in skipped.items()) or "no scores"
+def _reason_kind(reason: str) -> str:
+    """One reason per kind: ``"1075 tokens, more than the model's 512"`` -> ``"longer than
+    the model's 512 tokens"`` (so 361 long items are one line, not 200 lengths)."""
+    import re
+
+    m = re.fullmatch(r"\d+ tokens, more than the model's (\d+)", reason)
+    return f"longer than the model's {m.group(1)} tokens" if m else reason
+
+
+def _reasons(skipped: dict[str, int], most: int = 3) -> str:
+    top = sorted(skipped.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{n} x {r}" for r, n in top[:most]) or "no scores"
+    rest = sum(n for _, n in top[most:])
+    return text + (f", {rest} for other reasons" if rest else "")
 
 
 def _pct(x: float | None) -> str:

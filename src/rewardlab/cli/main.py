@@ -53,9 +53,22 @@ app.command("train-preference", help="Train a preference reward model (or an ens
 )
 
 
+def _options_of(fn: Callable[..., object]) -> str:
+    """``--a, --b, ...``: the options of a command function (for the train dispatcher's help)."""
+    import inspect
+
+    return ", ".join("--" + p.replace("_", "-") for p in inspect.signature(fn).parameters)
+
+
 @app.command(
     "train",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        f"Process objectives take: {_options_of(train_rm_cmd.train)}. Preference objectives "
+        f"take: {_options_of(train_pref_cmd.train_preference)}. Details and file formats: "
+        "`rewardlab train-process --help`, `rewardlab train-preference --help`. Example: "
+        "rewardlab train --objective prm --data labels.jsonl --out runs/prm"
+    ),
     help=(
         "Train a reward model: --objective orm|prm|ovm|implicit-prm (process; options of "
         "`train-process`) or bt|bt-margin|centered|scaled-bt|regression|helpsteer2|"

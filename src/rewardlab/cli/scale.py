@@ -33,8 +33,9 @@ TASK_HELP = (
     '"\\frac{1}{2}"}, e.g. ../shared/data/math500/test.jsonl.'
 )
 POOL_HELP = (
-    "Import a pool sampled elsewhere instead of sampling: JSONL, one problem per line, "
-    '{"id", "question", "ground_truth", "candidates": [{"text", "is_correct"?, "scores"?}]}.'
+    "Import a pool sampled elsewhere instead of sampling: JSONL, one problem per line, e.g. "
+    '{"question": "...", "answer": "18", "candidates": [{"text": "...", "scores": {"my-rm": '
+    '0.8}}]} (or openai/grade-school-math\'s example_model_solutions.jsonl; docs/pool_import.md).'
 )
 
 
