@@ -238,13 +238,17 @@ def test_train_dispatches_by_objective(tiny_llama_dir: Path, tmp_path: Path) -> 
 
 
 HELP_MUST_SAY = {
-    ("scale",): ["smollm2", "MATH-500", "(tiny)", "(arith)", "64; --quick: 8", "--threads"]
-    + ["--temperature", "--top-p", "--max-new-tokens", "--device", "Example:"],
+    ("scale",): [
+        *("smollm2", "MATH-500", "(tiny)", "(arith)", "64; --quick: 8", "--threads"),
+        *("--temperature", "--top-p", "--max-new-tokens", "--device", "Example:"),
+    ],
     ("sample",): ["MATH-500", "--threads", "--top-p", "Example:"],
     ("train",): ["--backbone", "--ensemble", "implicit-prm", "Example:"],
     ("train-process",): ['"completions"', "implicit-prm", "--threads"],
-    ("eval", "process"): ['"steps"', "--recipe", "qwen-prm", "--trust-remote-code", "--dtype"]
-    + ["--max-unscored", "Example:"],
+    ("eval", "process"): [
+        *('"steps"', "--recipe", "qwen-prm", "--trust-remote-code", "--dtype"),
+        *("--max-unscored", "Example:"),
+    ],
     ("eval", "pairwise"): ['e.g. {"prompt"', "RewardBench v1"],
     ("eval", "bon"): ['e.g. {"prompt"', "RewardBench v2"],
     ("eval", "one-to-many"): ['e.g. {"prompt"', "RewardMATH"],

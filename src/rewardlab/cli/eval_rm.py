@@ -26,35 +26,47 @@ RewardOpt = Annotated[str, typer.Option("--reward", help="Reward SPEC (see the m
 
 def _data(fmt: str) -> Any:
     """The ``--data`` option with the command's file format and a one-line example."""
-    return Annotated[
-        Path,
-        typer.Option(
-            "--data", exists=True, dir_okay=False, help=f"JSONL, one record per line: {fmt}"
-        ),
-    ]
+    return typer.Option(
+        "--data", exists=True, dir_okay=False, help=f"JSONL, one record per line: {fmt}"
+    )
 
 
-PairwiseData = _data(
-    '{"prompt", "chosen", "rejected", "subset"?} (RewardBench v1), e.g. {"prompt": "2+2?", '
-    '"chosen": "4", "rejected": "5", "subset": "math-prm"}.'
-)
-BonData = _data(
-    '{"prompt", "chosen": [...], "rejected": [...], "subset"?} (RewardBench v2), e.g. '
-    '{"prompt": "2+2?", "chosen": ["4"], "rejected": ["5", "3", "22"]}.'
-)
-OneToManyData = _data(
-    '{"prompt", "chosen": [one correct], "rejected": [M wrong]} (RewardMATH), e.g. '
-    '{"prompt": "2+2?", "chosen": ["2+2=4"], "rejected": ["2+2=5", "2+2=3"]}.'
-)
-OveroptData = _data(
-    '{"prompt", "responses": [...], "gold": [one score per response]?} (a candidate pool; '
-    'without "gold", give --gold), e.g. {"prompt": "2+2?", "responses": ["4", "5"], '
-    '"gold": [1.0, 0.0]}.'
-)
-DistanceData = _data(
-    '{"prompt", "responses": [...]} (a candidate pool) or a pairwise file, e.g. '
-    '{"prompt": "2+2?", "responses": ["4", "5", "four"]}.'
-)
+PairwiseData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen", "rejected", "subset"?} (RewardBench v1), e.g. {"prompt": "2+2?", '
+        '"chosen": "4", "rejected": "5", "subset": "math-prm"}.'
+    ),
+]
+BonData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen": [...], "rejected": [...], "subset"?} (RewardBench v2), e.g. '
+        '{"prompt": "2+2?", "chosen": ["4"], "rejected": ["5", "3", "22"]}.'
+    ),
+]
+OneToManyData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen": [one correct], "rejected": [M wrong]} (RewardMATH), e.g. '
+        '{"prompt": "2+2?", "chosen": ["2+2=4"], "rejected": ["2+2=5", "2+2=3"]}.'
+    ),
+]
+OveroptData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [...], "gold": [one score per response]?} (a candidate pool; '
+        'without "gold", give --gold), e.g. {"prompt": "2+2?", "responses": ["4", "5"], '
+        '"gold": [1.0, 0.0]}.'
+    ),
+]
+DistanceData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [...]} (a candidate pool) or a pairwise file, e.g. '
+        '{"prompt": "2+2?", "responses": ["4", "5", "four"]}.'
+    ),
+]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
 BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap replicates.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]

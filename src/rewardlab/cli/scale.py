@@ -35,7 +35,7 @@ TASK_HELP = (
 POOL_HELP = (
     "Import a pool sampled elsewhere instead of sampling: JSONL, one problem per line, e.g. "
     '{"question": "...", "answer": "18", "candidates": [{"text": "...", "scores": {"my-rm": '
-    '0.8}}]} (or openai/grade-school-math\'s example_model_solutions.jsonl; docs/pool_import.md).'
+    "0.8}}]} (or openai/grade-school-math's example_model_solutions.jsonl; docs/pool_import.md)."
 )
 
 

@@ -604,10 +604,28 @@ def picks(
     a vote abstains because no candidate gave an answer). Strategies that pick nothing
     (``pass``, the oracle) are left out."""
     selectors = [s for s in strategies if callable(getattr(s, "select", None))]
+    chosen = {s.name: _choices(s, arrays, len(pool), ks) for s in selectors}
     for p in range(len(pool)):
         for s in selectors:
-            for k in ks:
-                yield p, s.name, int(k), s.select(arrays, p, range(int(k)))  # type: ignore[attr-defined]
+            for j, k in enumerate(ks):
+                yield p, s.name, int(k), chosen[s.name][p][j]
+
+
+def _choices(s: Any, arrays: Any, problems: int, ks: Sequence[int]) -> list[list[int | None]]:
+    """``[problem][budget]`` picks of one selector: its scores are computed once (a step
+    reward's aggregation over the whole pool), then ``choose`` runs on each row's first k;
+    the same as ``select(arrays, p, range(k))``, without recomputing the scores per call."""
+    choose = getattr(s, "choose", None)
+    if choose is None:
+        return [[s.select(arrays, p, range(int(k))) for k in ks] for p in range(problems)]
+    reward = getattr(s, "reward", None)
+    scores = None if reward is None else arrays.reward(reward, getattr(s, "aggregate", None))
+    out: list[list[int | None]] = []
+    for p in range(problems):
+        ids = arrays.answer_ids[p]
+        row = None if scores is None else scores[p]
+        out.append([choose(ids[: int(k)], None if row is None else row[: int(k)]) for k in ks])
+    return out
 
 
 def write_picks(
