@@ -91,3 +91,14 @@ def test_ctrl_c_and_sigterm_say_how_to_resume_and_resuming_completes(
     total = sum(s["wall_seconds"] for s in sessions)
     assert abs(summary["wall_seconds"] - total) < 0.05
     assert summary["wall_seconds"] > sessions[-1]["wall_seconds"]
+
+
+def test_an_interrupted_sample_says_the_same_command_resumes(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    args = ["sample", "--out", str(tmp_path / "s"), "--policy", str(tiny_llama_dir)]
+    args += ["--problems", "24", "--n", "4", "--difficulty", "1-2", "--max-new-tokens", "24"]
+    code, err = _interrupt_while_sampling(_start(args, tmp_path), signal.SIGINT)
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert f"resume with: rewardlab {shlex.join(args)}" in err

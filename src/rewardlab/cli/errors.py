@@ -111,6 +111,22 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise BadUsage(prefix + describe(e)) from None
 
 
+#: Commands that resume when re-run with the same arguments (their work is in a store).
+RESUMES_BY_RERUN = ("sample", "label")
+
+
+def interrupt_note(argv: list[str]) -> str:
+    """What an interrupted command prints: the command that resumes it, where there is one."""
+    import shlex
+
+    if argv and argv[0] in RESUMES_BY_RERUN:
+        return (
+            "\ninterrupted; everything finished so far is stored.\nresume with: rewardlab "
+            + shlex.join(argv)
+        )
+    return "\ninterrupted."
+
+
 class ErrorGroup(TyperGroup):
     """The root group: user errors as one-line messages, SIGTERM as an interrupt."""
 
@@ -126,13 +142,15 @@ class ErrorGroup(TyperGroup):
         return core._main(self, rich_markup_mode=None, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
+        protected = getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", [])
+        argv = [*protected, *ctx.args]
         with sigterm_as_interrupt():
             try:
                 return super().invoke(ctx)
             except (ClickException, typer.Exit, typer.Abort, BrokenPipeError):
                 raise  # typer reports these itself (a closed pipe, e.g. `| head`, quietly)
             except KeyboardInterrupt as e:
-                typer.echo("\ninterrupted; work saved so far is kept.", err=True)
+                typer.echo(interrupt_note(argv), err=True)
                 raise typer.Exit(exit_code_of(e)) from None
             except USER_ERRORS as e:
                 if debug_enabled():
