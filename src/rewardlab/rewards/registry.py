@@ -27,6 +27,10 @@ REWARDS: dict[str, str] = {
     "implicit-prm": "rewardlab.rewards.learned:load_default_implicit_prm",
     "code": "rewardlab.rewards.code:CodeReward",
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
+    "recompute": "rewardlab.rewards.recompute:load_recompute",
+    "codecheck": "rewardlab.rewards.codecheck:load_codecheck",
+    "judge-yes-no": "rewardlab.rewards.judges:load_yes_no_judge",
+    "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
 }
 
 
