@@ -18,6 +18,7 @@ from rewardlab.cli import scale as scale_cmd
 from rewardlab.cli import train_policy as train_policy_cmd
 from rewardlab.cli import train_pref as train_pref_cmd
 from rewardlab.cli import train_rm as train_rm_cmd
+from rewardlab.cli import verify as verify_cmd
 
 app = typer.Typer(
     name="rewardlab",
@@ -31,6 +32,7 @@ app.command("sample", help=sample_cmd.HELP)(sample_cmd.sample)
 app.command("train-policy", help=train_policy_cmd.HELP)(train_policy_cmd.train_policy)
 app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
 app.command("label", help=label_cmd.HELP)(label_cmd.label)
+app.command("verify", help=verify_cmd.HELP)(verify_cmd.verify)
 app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
 app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
     train_pref_cmd.train_preference

@@ -40,6 +40,11 @@ def scale(
     seed: int | None = typer.Option(None, help="Seed for problems, sampling, resampling."),
     quick: bool = typer.Option(False, help="Smoke test: 16 problems x 8, under a minute."),
     runs_dir: Path = typer.Option(Path("runs"), help="Parent directory of runs."),
+    solve_verify: str | None = typer.Option(
+        None,
+        help="Also compare self-consistency with this generative verifier at every (S, V) "
+        "split of a fixed budget (e.g. recompute:V=8): solve_verify.{md,png,csv,json}.",
+    ),
 ) -> None:
     from rewardlab.cli.progress import progress_bar
     from rewardlab.cli.sample import parse_range
@@ -79,3 +84,14 @@ def scale(
     paths = write_report(result, out, title)
     typer.echo(markdown_table(result["rows"]))
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if isinstance(solve_verify, str):  # (demo() calls this function with its defaults)
+        import sys
+
+        from rewardlab.pipelines.solve_verify import run_solve_verify
+        from rewardlab.report.solve_verify import write_solve_verify
+
+        study = run_solve_verify(out, solve_verify, progress=progress_bar, seed=cfg.seed)
+        command = "rewardlab " + " ".join(sys.argv[1:])
+        sv_paths = write_solve_verify(study, out, command)
+        typer.echo(sv_paths["report"].read_text())
+        typer.echo(f"wrote {', '.join(str(p) for p in sv_paths.values())}")

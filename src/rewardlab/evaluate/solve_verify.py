@@ -253,8 +253,8 @@ class Matching:
     ``sc_peak``: SC's best accuracy, first reached at ``sc_budget``; ``genrm_budget``: the
     cheapest GenRM split reaching at least ``sc_peak - tol`` (None: never);
     ``multiple = genrm_budget / sc_budget`` (Singhi et al.'s "GenRM first matches SC at up to
-    8× the compute"). ``crossover``: the first budget where the GenRM frontier is at least SC
-    at the same budget (None: never).
+    8× the compute"). ``crossover``: the first budget where the GenRM frontier beats SC at
+    the same budget by more than ``tol`` (None: never).
     """
 
     sc_peak: float
@@ -275,7 +275,7 @@ def matching_multiple(points: Sequence[FrontierPoint], tol: float = 0.0) -> Matc
     peak = max(q.sc for q in with_sc)
     sc_budget = float(min(q.sc_s for q in with_sc if q.sc >= peak))
     reach = next((q.cost for q in pts if q.genrm >= peak - tol), None)
-    cross = next((q.budget for q in with_sc if q.genrm >= q.sc - tol), None)
+    cross = next((q.budget for q in with_sc if q.genrm > q.sc + tol), None)
     return Matching(
         float(peak),
         sc_budget,
