@@ -44,6 +44,8 @@ def test_claims_and_lines() -> None:
     assert claimed_value("So she pays $1,200.") is None
     assert claimed_value("The answer is 1,200.") == "1200"
     assert claimed_value("Total = 2.50") == "2.50"
+    assert claimed_value("so 16 - 3 = <<16-3=13>>13 eggs are left") == "13"
+    assert claimed_value("x = 4, then 4 * 2 = 8 pens.") == "8"
     assert code_lines("step 1: a\nStep 2) b\n# step 3: c\nstep 1: d") == {0: "d", 1: "b", 2: "c"}
     assert code_lines("step 1: it is fine.\nstep 2: 3 +") == {}
 

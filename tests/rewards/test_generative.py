@@ -309,3 +309,17 @@ def test_registry_loads_recompute_with_v() -> None:
     verifier = load_reward("recompute:V=2")
     assert verifier.name == "recompute-V2" and verifier.n_verifications == 2
     assert isinstance(load_recompute(), GenerativeVerifier)
+
+
+def test_a_direct_verifier_reads_p_yes_right_after_the_prompt(
+    tiny_hf: HFPolicy, pool: tuple[list[Problem], list[Candidate]]
+) -> None:
+    from rewardlab.rewards.judges import DirectYesNoFormat
+
+    ps, cs = pool
+    fmt = DirectYesNoFormat()
+    verifier = GenerativeVerifier(
+        tiny_hf, fmt, sampling=Sampling(temperature=0.0, max_new_tokens=3), verdict="p_yes"
+    )
+    for p, c, s in zip(ps[:2], cs[:2], verifier.score(ps[:2], cs[:2]), strict=True):
+        assert s.value == pytest.approx(_hand_next_probs(tiny_hf, fmt.prompt(p, c), "Yes"))

@@ -34,7 +34,8 @@ from rewardlab.sandbox import Limits, Program, SandboxConfig, run
 from rewardlab.types import Candidate, Problem, Sampling
 
 _LINE = re.compile(r"^\s*(?:#\s*)?step\s*(\d{1,3})\s*[:.)]\s*(.+?)\s*$", re.IGNORECASE)
-_CLAIMED = re.compile(r"=\s*\$?(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*\$?\s*\.?\s*$")
+_CLAIMED = re.compile(r"=\s*\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?![\d.]*\d)")
+_CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations
 _ANSWER = re.compile(r"answer is\s*:?\s*\$?(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)", re.I)
 
 _RUNNER = r"""
@@ -61,12 +62,13 @@ for i, code in enumerate(json.loads(sys.stdin.read())):
 
 
 def claimed_value(step: str) -> str | None:
-    """The number a candidate's step states: after its last ``=``, or ``the answer is n``."""
-    if (m := _ANSWER.search(step)) is not None:
+    """The number a candidate's step states: ``the answer is n``, else the number right after
+    its last ``=`` (GSM8K's ``<<a*b=c>>`` annotations are ignored)."""
+    text = _CALCULATOR.sub("", step)
+    if (m := _ANSWER.search(text)) is not None:
         return m.group(1).replace(",", "")
-    if (m := _CLAIMED.search(step.strip())) is not None:
-        return m.group(1).replace(",", "")
-    return None
+    found = _CLAIMED.findall(text)
+    return found[-1].replace(",", "") if found else None
 
 
 def code_lines(chain: str) -> dict[int, str]:

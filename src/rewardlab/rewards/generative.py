@@ -437,7 +437,10 @@ def _settings(fmt: Any) -> dict[str, str]:
 
 def _upto_cue(chain: str, cue: str) -> str:
     """The chain up to and including the last occurrence of ``cue``; the chain + ``cue``
-    when it has none (the cue is appended, Singhi et al.'s hybrid reading)."""
+    when it has none (the cue is appended, Singhi et al.'s hybrid reading); nothing when the
+    cue is empty (the verdict is the chain's first token: a direct verifier)."""
+    if not cue:
+        return ""
     at = chain.rfind(cue.strip())
     if cue.strip() and at >= 0:
         return chain[: at + len(cue.strip())]

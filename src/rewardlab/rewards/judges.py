@@ -143,6 +143,32 @@ class YesNoFormat:
 
 
 @dataclass(frozen=True)
+class DirectYesNoFormat:
+    """GenRM without the chain of thought (Zhang et al.'s "direct" verifier): the model
+    answers Yes or No at once. Its ``verdict_cue`` is empty: p(Yes) is read right after the
+    prompt, at the first token of the answer."""
+
+    question_prompt: Callable[[str], str] = plain_prompt
+    name: str = "yes-no-direct"
+    stop: tuple[str, ...] = ("\n",)
+    judges_steps: bool = False
+    verdict_cue: str = ""
+    yes: str = "Yes"
+    no: str = "No"
+
+    def prompt(self, problem: Problem, candidate: Candidate) -> str:
+        instruction = (
+            _solution_block(problem, candidate)
+            + "\nIs the final answer of the proposed solution correct? Answer Yes or No."
+        )
+        return self.question_prompt(instruction)
+
+    def parse(self, chain: str, candidate: Candidate) -> Judgment:
+        verdict, reason = parse_yes_no(chain)
+        return Judgment(verdict, (), reason)
+
+
+@dataclass(frozen=True)
 class GRMFormat:
     """DeepSeek-GRM pointwise: principles, critique, ``Score: s`` (1-10); verdict (s-1)/9."""
 
@@ -184,14 +210,19 @@ def load_judge(
     name: str | None = None,
     **kwargs: Any,
 ) -> GenerativeVerifier:
-    """A prompted judge (``kind`` = ``yes-no`` or ``grm``) on ``policy`` (a load_policy spec).
+    """A prompted judge (``kind`` = ``yes-no``, ``yes-no-direct`` or ``grm``) on ``policy``
+    (a :func:`~rewardlab.policies.registry.load_policy` spec).
 
     ``V`` samples are voted (mean verdict); ``meta`` names a reward (registry spec) used as
     meta-RM to keep the top ``k_meta`` samples (default V // 2).
     """
     from rewardlab.policies.registry import load_policy
 
-    formats: dict[str, Any] = {"yes-no": YesNoFormat, "grm": GRMFormat}
+    formats: dict[str, Any] = {
+        "yes-no": YesNoFormat,
+        "yes-no-direct": DirectYesNoFormat,
+        "grm": GRMFormat,
+    }
     if kind not in formats:
         raise ValueError(f"unknown judge kind {kind!r}; choose from {sorted(formats)}")
     pol = load_policy(policy, device=device)
@@ -219,6 +250,11 @@ def load_judge(
 def load_yes_no_judge(**kwargs: Any) -> GenerativeVerifier:
     """Registry entry ``judge-yes-no``: :func:`load_judge` with ``kind="yes-no"``."""
     return load_judge(kind="yes-no", **kwargs)
+
+
+def load_direct_judge(**kwargs: Any) -> GenerativeVerifier:
+    """Registry entry ``judge-yes-no-direct``: :func:`load_judge` with ``kind="yes-no-direct"``."""
+    return load_judge(kind="yes-no-direct", **kwargs)
 
 
 def load_grm_judge(**kwargs: Any) -> GenerativeVerifier:

@@ -30,6 +30,7 @@ REWARDS: dict[str, str] = {
     "recompute": "rewardlab.rewards.recompute:load_recompute",
     "codecheck": "rewardlab.rewards.codecheck:load_codecheck",
     "judge-yes-no": "rewardlab.rewards.judges:load_yes_no_judge",
+    "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
     "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
 }
 
