@@ -566,7 +566,10 @@ def _run(
         (steps if is_step else outcome)[reward.name] = scores
         params = int(getattr(reward, "params", 0))
         costs[reward.name] = VerifierCost(
-            params, (prompt_tok + gen_tok) if params else np.zeros_like(prompt_tok)
+            params,
+            verification_tokens(scores, prompt_tok + gen_tok)
+            if params
+            else np.zeros_like(prompt_tok),
         )
     with timer.stage("curves"):
         arrays = build_arrays(loaded.problems, loaded.pool, loaded.task, outcome, steps)
@@ -804,6 +807,21 @@ def write_pool_exports(
         ptmp = out / "pool.parquet.tmp"
         pq.write_table(pa.Table.from_pylist(records), ptmp)
         ptmp.replace(out / "pool.parquet")
+
+
+VERIFY_TOKEN_KEYS = ("verify_prompt_tokens", "verify_generated_tokens", "verify_scored_tokens")
+
+
+def verification_tokens(scores: Sequence[Sequence[Score]], default: np.ndarray) -> np.ndarray:
+    """Tokens a verifier spent per candidate, int [P, N]: the sum of ``Score.info``'s
+    ``verify_*_tokens`` where the reward reports them (generative verifiers: every chain it
+    wrote and read), else ``default`` (a classifier reads the prompt and the solution once)."""
+    if not any(k in s.info for row in scores for s in row for k in VERIFY_TOKEN_KEYS):
+        return default
+    return np.array(
+        [[sum(int(s.info.get(k, 0)) for k in VERIFY_TOKEN_KEYS) for s in row] for row in scores],
+        dtype=np.int64,
+    )
 
 
 def _signed(arrays: Any) -> list[str]:

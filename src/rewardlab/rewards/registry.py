@@ -30,6 +30,11 @@ REWARDS: dict[str, str] = {
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
     "oracle-prm": "rewardlab.rewards.oracle:OraclePRM",
     "oracle-orm": "rewardlab.rewards.oracle:OracleORM",
+    "recompute": "rewardlab.rewards.recompute:load_recompute",
+    "codecheck": "rewardlab.rewards.codecheck:load_codecheck",
+    "judge-yes-no": "rewardlab.rewards.judges:load_yes_no_judge",
+    "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
+    "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
 }
 
 
