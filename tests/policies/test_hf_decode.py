@@ -187,3 +187,10 @@ def test_bad_options_are_refused(tiny_policy: HFPolicy) -> None:
         variant(tiny_policy, prefix_cache_mb=-1)
     with pytest.raises(ValueError, match="max_prompt_tokens"):
         variant(tiny_policy, max_prompt_tokens=0)
+
+
+def test_empty_prompt_is_a_clear_error(tiny_policy: HFPolicy) -> None:
+    if tiny_policy.tokenizer("")["input_ids"]:
+        pytest.skip("this tokenizer adds tokens to an empty text")
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        tiny_policy.extend(["Question: 1 + 1?", ""], SETTINGS[0], ["\n"])

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,7 @@ class HFPolicy:
         self.reuse = ReuseStats()
         self._stop_tables: dict[tuple[str, ...], torch.Tensor] = {}
         self._max_token_chars: int | None = None
+        self._lock = threading.Lock()  # one call at a time: the prefix cache is shared state
 
     @classmethod
     def from_dir(
@@ -309,6 +311,17 @@ class HFPolicy:
         per_prompt: int = 1,
     ) -> list[Generated]:
         """Generate for every text (``per_prompt`` consecutive rows per caller's prompt)."""
+        with self._lock:
+            return self._run_locked(texts, params, stop, store_generated, per_prompt)
+
+    def _run_locked(
+        self,
+        texts: Sequence[str],
+        params: Sampling,
+        stop: Sequence[str],
+        store_generated: bool,
+        per_prompt: int,
+    ) -> list[Generated]:
         stops = tuple(s for s in stop if s)
         limit = self.prompt_limit(params.max_new_tokens)
         encoded = [self._encode_limited(t, row // per_prompt, limit) for row, t in enumerate(texts)]
@@ -370,6 +383,8 @@ class HFPolicy:
                     raise PromptTooLongError(row, least, limit, detail, at_least=True)
                 text = text[-(limit + 64) * widest :]
         ids = self._encode(text)
+        if not ids:
+            raise ValueError(f"prompt {row} is empty: it has no tokens to continue from")
         if len(ids) <= limit:
             return ids
         if not self.truncate:
