@@ -22,7 +22,51 @@ from typing import Annotated, Any
 import typer
 
 RewardOpt = Annotated[str, typer.Option("--reward", help="Reward SPEC (see the module doc).")]
-DataOpt = Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="Data file.")]
+
+
+def _data(fmt: str) -> Any:
+    """The ``--data`` option with the command's file format and a one-line example."""
+    return typer.Option(
+        "--data", exists=True, dir_okay=False, help=f"JSONL, one record per line: {fmt}"
+    )
+
+
+PairwiseData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen", "rejected", "subset"?} (RewardBench v1), e.g. {"prompt": "2+2?", '
+        '"chosen": "4", "rejected": "5", "subset": "math-prm"}.'
+    ),
+]
+BonData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen": [...], "rejected": [...], "subset"?} (RewardBench v2), e.g. '
+        '{"prompt": "2+2?", "chosen": ["4"], "rejected": ["5", "3", "22"]}.'
+    ),
+]
+OneToManyData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen": [one correct], "rejected": [M wrong]} (RewardMATH), e.g. '
+        '{"prompt": "2+2?", "chosen": ["2+2=4"], "rejected": ["2+2=5", "2+2=3"]}.'
+    ),
+]
+OveroptData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [...], "gold": [one score per response]?} (a candidate pool; '
+        'without "gold", give --gold), e.g. {"prompt": "2+2?", "responses": ["4", "5"], '
+        '"gold": [1.0, 0.0]}.'
+    ),
+]
+DistanceData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [...]} (a candidate pool) or a pairwise file, e.g. '
+        '{"prompt": "2+2?", "responses": ["4", "5", "four"]}.'
+    ),
+]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
 BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap replicates.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
@@ -65,7 +109,7 @@ def _finish(result: Any, out: Path, stem: str) -> None:
 
 def pairwise(
     reward: RewardOpt,
-    data: DataOpt,
+    data: PairwiseData,
     out: OutOpt,
     dev: Annotated[
         Path | None, typer.Option(help="Pairwise dev file: fit temperature + isotonic, report ECE.")
@@ -85,7 +129,7 @@ def pairwise(
 
 
 def bon(
-    reward: RewardOpt, data: DataOpt, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
+    reward: RewardOpt, data: BonData, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
 ) -> None:
     """Best-of-4 accuracy in RewardBench v2 format (ties share credit; Ties subset scored)."""
     from rewardlab.evaluate.reward_eval import evaluate_bon
@@ -94,7 +138,7 @@ def bon(
 
 
 def one_to_many(
-    reward: RewardOpt, data: DataOpt, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
+    reward: RewardOpt, data: OneToManyData, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
 ) -> None:
     """RewardMATH one-to-many: accuracy (correct above all wrong) and MRR."""
     from rewardlab.evaluate.reward_eval import evaluate_one_to_many
@@ -109,7 +153,7 @@ def overopt(
         str,
         typer.Option("--reward", help="Comma-separated proxy SPECs (an ensemble: spec goes last)."),
     ],
-    data: DataOpt,
+    data: OveroptData,
     out: OutOpt,
     gold: Annotated[
         str | None, typer.Option(help="Gold reward SPEC (default: the file's 'gold' column).")
@@ -135,7 +179,7 @@ def overopt(
 
 def distance(
     reward: Annotated[str, typer.Option("--reward", help="Two SPECs, comma-separated: A,B.")],
-    data: DataOpt,
+    data: DistanceData,
     out: OutOpt,
     n_boot: BootOpt = 1000,
     seed: SeedOpt = 0,
