@@ -49,6 +49,7 @@ def files(tmp_path: Path) -> Path:
 
 
 EVAL_PB = ["eval", "process", "--data", "{in}/pb.json", "--out", "{out}"]
+EVAL_OVEROPT = ["eval", "overopt", "--data", "{in}/pb.json", "--out", "{out}"]
 
 # (args, exit code, words the one-line message must hold); {in} = the bad-input folder,
 # {out} = where an output would go (must not exist afterwards).
@@ -153,6 +154,21 @@ CASES: list[tuple[list[str], int, str]] = [
         ["eval", "pairwise", "--reward", "orm", "--data", "{in}/missing.jsonl", "--out", "{out}"],
         2,
         "does not exist",
+    ),
+    (
+        ["eval", "bon", "--reward", "orn", "--data", "{in}/pb.json", "--out", "{out}"],
+        2,
+        "did you mean 'orm'",
+    ),
+    (
+        [*EVAL_OVEROPT, "--reward", "ensemble:avg:orm,prm"],
+        2,
+        "unknown ensemble aggregation 'avg'",
+    ),
+    (
+        ["eval", "distance", "--reward", "orm", "--data", "{in}/pb.json", "--out", "{out}"],
+        2,
+        "exactly two SPECs",
     ),
     (["nosuch"], 2, "No such command"),
 ]
