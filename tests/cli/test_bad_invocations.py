@@ -91,6 +91,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["scale", "--resume", "{in}/noconfig"], 2, "not a `rewardlab scale` run"),
     (["scale", "--pool", "{in}/empty.jsonl"], 2, "is empty"),
     (["scale", "--pool", "{in}/missing.jsonl"], 2, "does not exist"),
+    (["scale", "--pool", "{in}/bytes.jsonl"], 2, "bytes.jsonl:1: not UTF-8"),
+    (["scale", "--pool", "{in}/deep.jsonl"], 2, "deep.jsonl:1: JSON nested too deeply"),
     # sample / label / train
     (["sample", "--out", "{out}", "--task", "gsm8k"], 2, "unknown task"),
     (["sample", "--out", "{out}", "--policy", "nope"], 2, "is neither a built-in name"),
