@@ -49,6 +49,7 @@ def files(tmp_path: Path) -> Path:
 
 
 EVAL_PB = ["eval", "process", "--data", "{in}/pb.json", "--out", "{out}"]
+EVAL_OVEROPT = ["eval", "overopt", "--data", "{in}/pb.json", "--out", "{out}"]
 
 # (args, exit code, words the one-line message must hold); {in} = the bad-input folder,
 # {out} = where an output would go (must not exist afterwards).
@@ -90,6 +91,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["scale", "--resume", "{in}/noconfig"], 2, "not a `rewardlab scale` run"),
     (["scale", "--pool", "{in}/empty.jsonl"], 2, "is empty"),
     (["scale", "--pool", "{in}/missing.jsonl"], 2, "does not exist"),
+    (["scale", "--pool", "{in}/bytes.jsonl"], 2, "bytes.jsonl:1: not UTF-8"),
+    (["scale", "--pool", "{in}/deep.jsonl"], 2, "deep.jsonl:1: JSON nested too deeply"),
     # sample / label / train
     (["sample", "--out", "{out}", "--task", "gsm8k"], 2, "unknown task"),
     (["sample", "--out", "{out}", "--policy", "nope"], 2, "is neither a built-in name"),
@@ -153,6 +156,21 @@ CASES: list[tuple[list[str], int, str]] = [
         ["eval", "pairwise", "--reward", "orm", "--data", "{in}/missing.jsonl", "--out", "{out}"],
         2,
         "does not exist",
+    ),
+    (
+        ["eval", "bon", "--reward", "orn", "--data", "{in}/pb.json", "--out", "{out}"],
+        2,
+        "did you mean 'orm'",
+    ),
+    (
+        [*EVAL_OVEROPT, "--reward", "ensemble:avg:orm,prm"],
+        2,
+        "unknown ensemble aggregation 'avg'",
+    ),
+    (
+        ["eval", "distance", "--reward", "orm", "--data", "{in}/pb.json", "--out", "{out}"],
+        2,
+        "exactly two SPECs",
     ),
     (["nosuch"], 2, "No such command"),
 ]

@@ -268,14 +268,14 @@ def check_task_spec(task: str, difficulty: tuple[int, int] = (1, 8)) -> None:
 
 
 def check_pool_file(path: Path) -> None:
-    """An imported pool file exists and has at least one candidate."""
+    """An imported pool file exists, is not empty, and every line is a JSON object (the
+    fields are checked when it is imported)."""
+    from rewardlab.tasks.jsonl import read_jsonl
+
     if not path.is_file():
         raise FileNotFoundError(f"pool file {path} does not exist")
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 16):
-            if block.strip():
-                return
-    raise ValueError(f"pool file {path} is empty: expected JSONL, one problem per line")
+    if not any(True for _ in read_jsonl(path)):
+        raise ValueError(f"pool file {path} is empty: expected JSONL, one problem per line")
 
 
 def check_policy(spec: str) -> None:

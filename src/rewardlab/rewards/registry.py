@@ -128,9 +128,9 @@ def check_reward(spec: str) -> tuple[str, ...]:
         ValueError: an unknown name (with a "did you mean"), an argument that is not
             ``key=value``, or an unreadable manifest.
     """
-    name, _ = parse_spec(spec)
+    name, kwargs = parse_spec(spec)
     if name in REWARDS:
-        return tuple(dict.fromkeys((name, spec)))
+        return tuple(dict.fromkeys((str(kwargs.get("name", name)), name, spec)))
     path = Path(spec)
     manifest = path / "rewardlab.json"
     if path.is_dir() and manifest.is_file():
