@@ -81,7 +81,8 @@ class VerifierFormat(Protocol):
 
     Optional attributes for the probability verdicts: ``verdict_cue`` (the text after which
     the verdict token is read; default :data:`DEFAULT_CUE`), ``yes`` / ``no`` (default
-    ``" Yes"`` / ``" No"``).
+    ``" Yes"`` / ``" No"``); for chains that end without a verdict: ``finish_cue`` (appended,
+    then ``finish_tokens`` more tokens are generated and the chain parsed again).
     """
 
     @property
@@ -296,6 +297,48 @@ class GenerativeVerifier:
             at += len(ch.texts)
         return out
 
+    def _finish(
+        self, chains: list[_Chains], judged: list[list[Judgment]], candidates: Sequence[Candidate]
+    ) -> tuple[list[_Chains], list[list[Judgment]]]:
+        """Give each chain without a verdict one more chance: append the format's
+        ``finish_cue`` (e.g. ``"\nVerdict:"``) and let the policy write a few tokens (Singhi et
+        al.'s hybrid reading of "Is the answer correct (Yes/No)? ..."). Small models often
+        run out of tokens mid-check; their verdict is then read, not dropped. The extra
+        tokens are the candidate's cost like any other."""
+        cue = str(getattr(self.fmt, "finish_cue", "") or "")
+        if not cue or isinstance(self.fmt, ProbeFormat):
+            return chains, judged
+        todo = [
+            (i, k) for i, js in enumerate(judged) for k, j in enumerate(js) if j.verdict is None
+        ]
+        if not todo:
+            return chains, judged
+        heads = {
+            (i, k): chains[i].texts[k][0].rstrip() + cue for i, k in todo
+        }  # the chain as finished so far
+        prefixes = [chains[i].prompts[0] + heads[i, k] for i, k in todo]
+        unique = list(dict.fromkeys(prefixes))
+        params = replace(self.sampling, max_new_tokens=int(getattr(self.fmt, "finish_tokens", 8)))
+        outs = dict(zip(unique, self.policy.extend(unique, params, ("\n",)), strict=True))
+        self._spent[0] += sum(c.prompt_tokens for c in outs.values())
+        self._spent[1] += sum(c.generated_tokens for c in outs.values())
+        texts = [[list(t) for t in ch.texts] for ch in chains]
+        extra = [[0, 0] for _ in chains]
+        for (i, k), prefix in zip(todo, prefixes, strict=True):
+            out = outs[prefix]
+            texts[i][k] = [heads[i, k] + out.text]
+            extra[i][0] += out.prompt_tokens
+            extra[i][1] += out.generated_tokens
+        new_chains = [
+            _Chains(t, ch.prompts, ch.prompt_tokens + e[0], ch.generated_tokens + e[1], ch.logprobs)
+            for ch, t, e in zip(chains, texts, extra, strict=True)
+        ]
+        again = self._parse(new_chains, candidates)
+        return new_chains, [
+            [again[i][k] if (i, k) in heads else j for k, j in enumerate(js)]
+            for i, js in enumerate(judged)
+        ]
+
     def _probabilities(
         self, chains: list[_Chains], judged: list[list[Judgment]]
     ) -> tuple[list[list[Judgment]], list[int]]:
@@ -386,6 +429,7 @@ class GenerativeVerifier:
         self._spent = [0, 0]
         chains = self._chains(problems, candidates)
         judged = self._parse(chains, candidates)
+        chains, judged = self._finish(chains, judged, candidates)
         scored = [0] * len(chains)
         if self.verdict != "parse":
             judged, scored = self._probabilities(chains, judged)
