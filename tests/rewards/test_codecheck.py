@@ -36,7 +36,7 @@ def test_chains_are_executed_and_steps_judged_by_the_result() -> None:
 
 def test_the_prompt_numbers_the_steps() -> None:
     prompt = CodeCheckFormat().prompt(PROBLEM, CAND)
-    assert "step 2: 36 - 5 = 30" in prompt and prompt.endswith("step 1:")
+    assert "2) 36 - 5 = 30" in prompt and prompt.endswith("step 1:")
 
 
 def test_claims_and_lines() -> None:

@@ -323,3 +323,54 @@ def test_a_direct_verifier_reads_p_yes_right_after_the_prompt(
     )
     for p, c, s in zip(ps[:2], cs[:2], verifier.score(ps[:2], cs[:2]), strict=True):
         assert s.value == pytest.approx(_hand_next_probs(tiny_hf, fmt.prompt(p, c), "Yes"))
+
+
+def test_a_score_does_not_depend_on_the_batch_and_shared_probes_run_once(
+    tiny: HFPolicy, problems: list[Problem]
+) -> None:
+    p = problems[0]
+    gold = arith.gold_steps(p)
+    lhs, rhs = gold[-2].rsplit("=", 1)
+    twin = [*gold[:-2], f"{lhs}= {int(rhs) + 1}", gold[-1]]  # shares every probe but the last
+    a, b = cand(p, "\n".join(gold), 0), cand(p, "\n".join(twin), 1)
+    ledger = Ledger()
+    sampling = Sampling(temperature=1.5, max_new_tokens=6, seed=9)
+    fmt = RecomputeFormat(tiny.format_prompt)
+    verifier = GenerativeVerifier(tiny, fmt, n_verifications=2, sampling=sampling, ledger=ledger)
+    together = verifier.score([p, p], [a, b])
+    spent = ledger.totals(verifier.name)
+    assert verifier.score([p], [b])[0] == together[1]
+    assert verifier.score([p], [a])[0] == together[0]
+    shared = len(fmt.probes(p, a)) - 1
+    assert shared >= 1
+    per_candidate = sum(s.info["verify_prompt_tokens"] for s in together)
+    assert spent.prompt_tokens < per_candidate  # the shared probes were generated once
+
+
+class ChattyPolicy(RulePolicy):
+    """Writes a check that runs out before its verdict; asked to finish, it says Yes."""
+
+    def sample(self, prompts: Sequence[str], n: int, params: Sampling) -> list[list[Completion]]:
+        return [[Completion("I checked each step and", 3, 5) for _ in range(n)] for _ in prompts]
+
+    def extend(
+        self, prefixes: Sequence[str], params: Sampling, stop: Sequence[str]
+    ) -> list[Completion]:
+        assert params.max_new_tokens == YesNoFormat().finish_tokens
+        return [Completion(" Yes" if p.endswith("Verdict:") else " ?", 7, 1) for p in prefixes]
+
+
+def test_a_chain_without_a_verdict_is_finished_and_charged(
+    pool: tuple[list[Problem], list[Candidate]],
+) -> None:
+    ps, cs = pool
+    ledger = Ledger()
+    verifier = GenerativeVerifier(ChattyPolicy(), YesNoFormat(), n_verifications=2, ledger=ledger)
+    scores = verifier.score(ps, cs)
+    assert all(s.value == 1.0 for s in scores)
+    assert all(s.info["verify_generated_tokens"] == 2 * (5 + 1) for s in scores)
+    assert all(s.info["verify_prompt_tokens"] == 2 * (3 + 7) for s in scores)
+    # equal unfinished chains of one candidate share one finishing call
+    assert ledger.totals(verifier.name).generated_tokens == len(cs) * (2 * 5 + 1)
+    plain = GenerativeVerifier(ChattyPolicy(), YesNoFormat(finish_cue=""))
+    assert all(s.value is None and "no Yes/No" in s.info["reason"] for s in plain.score(ps, cs))

@@ -118,11 +118,12 @@ class CodeCheckFormat:
     judges_steps: bool = True
 
     def prompt(self, problem: Problem, candidate: Candidate) -> str:
-        numbered = "\n".join(f"step {i + 1}: {s}" for i, s in enumerate(candidate.steps))
+        numbered = "\n".join(f"{i + 1}) {s}" for i, s in enumerate(candidate.steps))
         instruction = (
-            "Check each step of the solution with Python. For every step write exactly one "
-            "line 'step <number>: <a Python expression that computes the result of that "
-            "step>'. Write nothing else.\n\n"
+            "Turn each step of the solution into one line of Python that computes the result "
+            "that step states. Write one line per step as 'step <number>: <Python "
+            "expression>' and nothing else. Example: for the step '2) She buys 12 + 5 = 17 "
+            "pens' write 'step 2: 12 + 5'.\n\n"
             f"Question: {problem.question}\n\nSolution:\n{numbered}\n"
         )
         return self.question_prompt(instruction) + "step 1:"

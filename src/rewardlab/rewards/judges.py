@@ -125,6 +125,8 @@ class YesNoFormat:
     stop: tuple[str, ...] = ()
     judges_steps: bool = False
     verdict_cue: str = "\nIs the answer correct (Yes/No)?"
+    finish_cue: str = "\nVerdict:"
+    finish_tokens: int = 4
     yes: str = " Yes"
     no: str = " No"
 
@@ -176,6 +178,8 @@ class GRMFormat:
     name: str = "grm"
     stop: tuple[str, ...] = ()
     judges_steps: bool = False
+    finish_cue: str = "\nScore:"
+    finish_tokens: int = 6
     lo: float = 1.0
     hi: float = 10.0
 
