@@ -252,3 +252,8 @@ def test_config_name_round_trips(strategy: str, t: float, p: float) -> None:
     got = parse_config(name)
     assert got[0] == strategy
     assert got[1] == pytest.approx(t, rel=1e-5) and got[2] == pytest.approx(max(p, 0.001), rel=1e-5)
+
+
+def test_online_names_in_the_summary_are_not_offline_configs() -> None:
+    summary = {"strategies": ["maj", "bon[prm:last]", "beam[oracle-prm:q=0.8:4]", "pass"]}
+    assert [s.name for s in offline_strategies(summary, ())] == ["maj", "bon[prm:last]"]

@@ -413,9 +413,13 @@ def offline_strategies(
     """The selectors to consider: ``names`` or every selector of the run (pass@k has no
     ``choose``: it needs the answer key, so it is never a config); with ``verifier``, only
     those that read it or no reward (majority vote)."""
+    from rewardlab.search.online import KINDS
+
     chosen = list(names) or list(summary.get("strategies", []))
     out: list[Selector] = []
     for spec in chosen:
+        if re.split(r"[\[:]", spec, maxsplit=1)[0].strip() in KINDS:
+            continue  # an online strategy: its results come from online.jsonl
         s = parse_strategy(spec)
         if not isinstance(s, Selector):
             if names:
