@@ -60,6 +60,12 @@ CASES: list[tuple[list[str], int, str]] = [
     (["scale", "--strategies", "bon:logprb"], 2, "did you mean 'logprob'"),
     (["scale", "--strategies", "bon:prm:median"], 2, "unknown aggregate 'median'"),
     (["scale", "--strategies", "maj,maj"], 2, "strategies named twice"),
+    # scale: online search strategies (checked before sampling, like the offline ones)
+    (["scale", "--strategies", "beam"], 2, "needs a reward"),
+    (["scale", "--strategies", "beam:prm:0"], 2, "must be >= 1"),
+    (["scale", "--strategies", "beam:nosuch:4"], 2, "unknown reward 'nosuch'"),
+    (["scale", "--strategies", "mcts:prm@rule=other"], 2, "value_rule"),
+    (["scale", "--strategies", "dvts:prm:4@alpha=1"], 2, "unknown option"),
     (["scale", "--rewards", "logprb"], 2, "did you mean 'logprob'"),
     (["scale", "--rewards", "logprob,logprob"], 2, "named twice"),
     (["scale", "--rewards", "exact:q"], 2, "is not key=value"),

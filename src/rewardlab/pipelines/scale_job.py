@@ -107,7 +107,15 @@ class ScaleConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> ScaleConfig:
         """A smoke-test run (under a minute on 2 cores)."""
-        base = {"problems": 16, "n_max": 8, "difficulty": (1, 4), "n_resamples": 50, "n_boot": 200}
+        base = {
+            "problems": 16,
+            "n_max": 8,
+            "difficulty": (1, 4),
+            "n_resamples": 50,
+            "n_boot": 200,
+            "online_n_max": 4,
+            "online_problems": 8,
+        }
         return cls(**{**base, **overrides})
 
 
