@@ -32,6 +32,11 @@ def _key(x: float) -> float:
     return -math.inf if x != x else x
 
 
+def _best(row: Sequence[Partial]) -> Partial:
+    """The highest-scoring partial of a row (ties: the first)."""
+    return row[max(range(len(row)), key=lambda i: (_key(row[i].last_score), -i))]
+
+
 def progress_score(p: Partial, alpha: float) -> float:
     """``Q + α·A`` of a partial's last step: Q its score, A = Q − (previous step's score);
     the first step has A = 0 (PAV's effective reward, Setlur et al. 2024)."""
@@ -148,6 +153,7 @@ class DiverseVerifierTreeSearch:
     The subtrees start from N/M distinct first steps (sampled from the prompt); each round,
     every open subtree samples M continuations of its current step and keeps the best. A
     subtree ends when its best child finished. Returns the finished leaf of every subtree.
+    Below N = M there is one subtree of width N, so a round never samples more than N rows.
     """
 
     reward: str
@@ -164,7 +170,8 @@ class DiverseVerifierTreeSearch:
 
     def search(self, problem: Problem, engine: StepExpander, n: int) -> SearchResult:
         engine.reset()
-        trees = max(1, n // self.width)
+        width = min(self.width, n)  # below N = M: one subtree of width N (N rows per round)
+        trees = max(1, n // width)
         done: list[Partial] = []
         stopped = ""
         rounds = 0
@@ -176,13 +183,11 @@ class DiverseVerifierTreeSearch:
                 current = [p for p in current if not p.finished]
                 if not current:
                     break
-                rows = engine.expand(problem, current, self.width)
-                current = [
-                    max(row, key=lambda p: (_key(p.last_score), -row.index(p))) for row in rows
-                ]
+                rows = engine.expand(problem, current, width)
+                current = [_best(row) for row in rows]
         except BudgetExhausted as e:
             stopped = str(e)
-        info: dict[str, object] = {"subtrees": trees, "rounds": rounds}
+        info: dict[str, object] = {"subtrees": trees, "width": width, "rounds": rounds}
         if stopped:
             info["budget_stop"] = stopped
         return finish_result(self.name, problem, engine, n, done, trees, self.select, info)
