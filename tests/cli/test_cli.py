@@ -87,6 +87,36 @@ def _check_run(out: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _check_picks_and_pool(out: Path, problems: int, n: int) -> None:
+    """picks.jsonl agrees with the exported pool: majority's pick holds the most common answer
+    among the first k candidates, best-of-N's the highest score among them."""
+    import pyarrow.parquet as pq
+
+    pool = [json.loads(x) for x in (out / "pool.jsonl").read_text().splitlines()]
+    assert len(pool) == problems * n
+    table = pq.read_table(out / "pool.parquet").to_pylist()
+    assert [r["text"] for r in table] == [r["text"] for r in pool]
+    by = {(r["problem_id"], r["index"]): r for r in pool}
+    picks = [json.loads(x) for x in (out / "picks.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    selectors = [s for s in summary["strategies"] if s != "pass"]
+    assert len(picks) == problems * len(selectors) * len(summary["ks"])
+    for p in picks:
+        if p["candidate"] is None:
+            continue
+        chosen = by[(p["problem_id"], p["candidate"])]
+        assert p["answer"] == chosen["answer"] and p["correct"] == chosen["correct"]
+        assert p["candidate"] < p["n"]
+        first = [by[(p["problem_id"], i)] for i in range(p["n"])]
+        if p["strategy"] == "bon[logprob]":
+            assert chosen["score:logprob"] == max(
+                c["score:logprob"] for c in first if c["score:logprob"] is not None
+            )
+        if p["strategy"] == "maj":
+            answers = [c["answer"] for c in first if c["answer"] is not None]
+            assert answers.count(chosen["answer"]) == max(answers.count(a) for a in answers)
+
+
 def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path) -> None:
     args = [
         "scale",
@@ -114,6 +144,7 @@ def test_scale_quick_end_to_end_and_resume(tiny_llama_dir: Path, tmp_path: Path)
     acc = {(r["strategy"], r["difficulty"], r["n"]): float(r["accuracy"]) for r in rows}
     for (_, d, n), a in acc.items():
         assert a <= acc[("pass", d, n)] + 1e-9
+    _check_picks_and_pool(tmp_path / "q", problems=4, n=4)
     # resume: a new strategy on the stored pool needs no sampling and keeps the pool
     before = (tmp_path / "q" / "pool.sqlite").stat().st_size
     again = runner.invoke(
@@ -204,3 +235,33 @@ def test_train_dispatches_by_objective(tiny_llama_dir: Path, tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "rewardlab.json").read_text())["kind"] == "preference-rm"
+
+
+HELP_MUST_SAY = {
+    ("scale",): [
+        *("smollm2", "MATH-500", "(tiny)", "(arith)", "64; --quick: 8", "--threads"),
+        *("--temperature", "--top-p", "--max-new-tokens", "--device", "Example:"),
+    ],
+    ("sample",): ["MATH-500", "--threads", "--top-p", "Example:"],
+    ("train",): ["--backbone", "--ensemble", "implicit-prm", "Example:"],
+    ("train-process",): ['"completions"', "implicit-prm", "--threads"],
+    ("eval", "process"): [
+        *('"steps"', "--recipe", "qwen-prm", "--trust-remote-code", "--dtype"),
+        *("--max-unscored", "Example:"),
+    ],
+    ("eval", "pairwise"): ['e.g. {"prompt"', "RewardBench v1"],
+    ("eval", "bon"): ['e.g. {"prompt"', "RewardBench v2"],
+    ("eval", "one-to-many"): ['e.g. {"prompt"', "RewardMATH"],
+    ("eval", "overopt"): ['e.g. {"prompt"', '"gold"'],
+    ("eval", "distance"): ['e.g. {"prompt"', '"responses"'],
+    ("label",): ["--threads", "mc | binary"],
+}
+
+
+@pytest.mark.parametrize("command", list(HELP_MUST_SAY), ids=" ".join)
+def test_help_shows_defaults_formats_and_examples(command: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for phrase in HELP_MUST_SAY[command]:
+        assert phrase in text, (phrase, text)

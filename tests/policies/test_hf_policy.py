@@ -191,7 +191,18 @@ def test_ledger_records_every_call(tiny_policy: HFPolicy) -> None:
     assert cost.calls == 2
     assert cost.prompt_tokens == sum(c.prompt_tokens for c in flat)
     assert cost.generated_tokens == sum(c.generated_tokens for c in flat)
-    assert cost.flops == 2.0 * policy.params * cost.tokens
+    # FLOPs count the prompt tokens actually computed (identical prompts once, cache hits not)
+    computed = policy.reuse.computed_prompt_tokens
+    assert 0 < computed < cost.prompt_tokens
+    assert cost.flops == 2.0 * policy.params * (computed + cost.generated_tokens)
+    # without reuse (the generate decoder) every prompt token is computed
+    plain = with_options(tiny_policy, ledger=Ledger(), decoder="generate")
+    plain.sample(prompts(plain), 2, T1)
+    assert plain.ledger is not None
+    assert (
+        plain.ledger.totals(plain.name).flops
+        == 2.0 * plain.params * plain.ledger.totals(plain.name).tokens
+    )
 
 
 def test_rejects_bad_arguments(tiny_policy: HFPolicy) -> None:

@@ -120,6 +120,7 @@ def test_missing_interpreter_is_sandbox_failure() -> None:
         ({"memory_mb": 8}, "memory_mb"),
         ({"open_files": 4}, "open_files"),
         ({"output_kb": -1}, "output_kb"),
+        ({"disk_mb": 0}, "no cap"),  # tmpfs would read size=0 as unlimited
     ],
 )
 def test_limits_validate(kwargs: dict[str, float], message: str) -> None:
@@ -157,12 +158,18 @@ def _caps(**kw: object) -> Capabilities:
 
 
 def test_resolve_level_refuses_weaker_than_asked() -> None:
+    no_landlock = _caps(landlock_abi=0, unprivileged_python=None, unprivileged_python_reason="no")
+    assert resolve_level(SandboxConfig(), no_landlock) == "isolated"
+    with pytest.raises(SandboxUnavailable, match="no"):
+        resolve_level(SandboxConfig(level="restricted"), no_landlock)
+    # restricted needs ipc + mount namespaces too (private SysV IPC, disk-capped work dir)
     caps = _caps(namespaces="EPERM: unshare")
-    assert resolve_level(SandboxConfig(), caps) == "restricted"
-    with pytest.raises(SandboxUnavailable, match="unshare"):
-        resolve_level(SandboxConfig(level="isolated"), caps)
+    assert resolve_level(SandboxConfig(), caps) == "basic"
+    for level in ("restricted", "isolated"):
+        with pytest.raises(SandboxUnavailable, match="unshare"):
+            resolve_level(SandboxConfig(level=level), caps)  # type: ignore[arg-type]
     with pytest.raises(SandboxUnavailable, match="refusing to run below"):
-        resolve_level(SandboxConfig(min_level="isolated"), caps)
+        resolve_level(SandboxConfig(min_level="restricted"), caps)
     user = _caps(root=False)
     assert user.available() == ("basic",)
     with pytest.raises(SandboxUnavailable, match="needs root"):

@@ -9,25 +9,80 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardlab.cli.runtime import THREADS_HELP
+
 HELP = (
     "Score every step of a ProcessBench file (or a labels.jsonl from `rewardlab label`) with a "
     "step reward or precomputed scores; predict each solution's first error (first step scored "
     "below a threshold chosen on a seeded dev split) and report ProcessBench's accuracies and "
-    "F1 on the test split, step AUROC and ECE. Writes OUT/process_eval.{json,md}, "
-    "predictions.jsonl, threshold_f1.png and reliability.png."
+    "F1 on the test split, step AUROC and ECE. Always says how many items were scored, and "
+    "refuses to report metrics when more than --max-unscored of them could not be (e.g. longer "
+    "than the model's context). Any local transformers PRM/RM directory without a "
+    "rewardlab.json is scored by naming its --recipe. Writes OUT/process_eval.{json,md}, "
+    "predictions.jsonl, threshold_f1.png and reliability.png.\n\n"
+    "Example: rewardlab eval process --data ../shared/data/processbench/gsm8k.json "
+    "--reward /models/Qwen2.5-Math-PRM-7B --recipe qwen-prm --trust-remote-code "
+    "--dtype bfloat16 --out runs/pb"
 )
 
 
 def process(
     data: Annotated[
-        Path, typer.Option(help="ProcessBench .json (as published) or stepwise .jsonl.")
+        Path,
+        typer.Option(
+            help='ProcessBench .json as published: a list of {"id", "problem", "steps": '
+            '[...], "label": first wrong step or -1}; or stepwise .jsonl, one '
+            '{"prompt", "completions": [...], "labels": [true, false]} per line.'
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Output directory.")],
     scores: Annotated[
-        Path | None, typer.Option(help="Step scores: JSONL {id, scores} or JSON.")
+        Path | None,
+        typer.Option(
+            help='Precomputed step scores: JSONL {"id": "gsm8k-0", "scores": [0.9, 0.2]} per '
+            "line, a JSON {id: scores} object, or a JSON list of score lists in item order."
+        ),
     ] = None,
     reward: Annotated[
-        str | None, typer.Option(help="A step reward (registry name or checkpoint).")
+        str | None,
+        typer.Option(
+            help="A step reward: registry name, rewardlab checkpoint, or (with --recipe) any "
+            "transformers model directory."
+        ),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            help="How to score a model directory without rewardlab.json: qwen-prm, "
+            "math-shepherd, seq-cls (an ORM: every prefix scored), or prm-classifier | "
+            "prm-tag | ovm | orm with --separator / --template."
+        ),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow a model directory's own modeling code (--recipe).")
+    ] = False,
+    dtype: Annotated[
+        str, typer.Option(help="Weights dtype for --recipe: float32 | bfloat16 | float16.")
+    ] = "float32",
+    separator: Annotated[
+        str | None, typer.Option(help="--recipe: step separator token (overrides the preset).")
+    ] = None,
+    template: Annotated[
+        str | None, typer.Option(help="--recipe: prompt template with {question}.")
+    ] = None,
+    max_unscored: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Refuse to report metrics when more than this share of items is unscored.",
+        ),
+    ] = 0.05,
+    device: Annotated[
+        str | None, typer.Option(help="Reward device (cpu, cuda).", show_default="auto")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
     ] = None,
     dev_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.95, help="Share of items for dev.")
@@ -39,24 +94,50 @@ def process(
     ] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Items per score_steps call.")] = 32,
 ) -> None:
+    from rewardlab.cli.errors import Failure, usage_errors
+    from rewardlab.cli.runtime import apply_threads
     from rewardlab.evaluate.process import evaluate_process, load_process_data
 
-    if (scores is None) == (reward is None):
-        raise typer.BadParameter("give exactly one of --scores and --reward")
-    items = load_process_data(data)
+    with usage_errors():
+        if (scores is None) == (reward is None):
+            raise ValueError("give exactly one of --scores and --reward")
+        if not data.is_file():
+            raise FileNotFoundError(f"--data {data} does not exist")
+        if scores is not None and not scores.is_file():
+            raise FileNotFoundError(f"--scores {scores} does not exist")
+        if reward is not None:
+            check_reward_option(reward, recipe, trust_remote_code, dtype)
+        items = load_process_data(data)
+        if not items:
+            raise ValueError(f"{data} holds no items")
     skipped: dict[str, int] = {}
     if scores is not None:
         step_scores = scores_from_file(scores, [i.id for i in items])
         source = str(scores)
     else:
         assert reward is not None
-        from rewardlab.rewards.registry import load_reward
-
-        step_scores, skipped = scores_from_reward(load_reward(reward), items, batch_size)
-        source = reward
+        apply_threads(threads)
+        rew = load_reward_option(
+            reward, recipe, trust_remote_code, dtype, device, separator, template
+        )
+        step_scores, skipped = scores_from_reward(rew, items, batch_size)
+        source = reward if recipe is None else f"{reward} ({recipe})"
     keep = [i for i, s in enumerate(step_scores) if s is not None]
+    unscored = len(items) - len(keep)
+    typer.echo(
+        f"scored {len(keep)} of {len(items)} items"
+        + (f" ({unscored} unscored: {_reasons(skipped)})" if unscored else ""),
+        err=True,
+    )
     if not keep:
-        raise typer.BadParameter(f"no item could be scored ({_reasons(skipped)})")
+        raise Failure(f"no item could be scored ({_reasons(skipped)})")
+    if unscored > max_unscored * len(items):
+        raise Failure(
+            f"refusing to report metrics: {unscored} of {len(items)} items "
+            f"({100 * unscored / len(items):.0f}%) are unscored ({_reasons(skipped)}), more "
+            f"than --max-unscored {max_unscored:g}; metrics on the rest would not describe "
+            "this data. Use a model with a longer context, or raise --max-unscored knowingly."
+        )
     labels = [items[i].label for i in keep]
     kept_scores = [list(step_scores[i] or ()) for i in keep]
     report = evaluate_process(
@@ -72,7 +153,9 @@ def process(
         "data": str(data),
         "predictor": source,
         "items": len(items),
+        "scored": len(keep),
         "unscored": len(items) - len(keep),
+        "max_unscored": max_unscored,
         "unscored_reasons": skipped,
         "split": {"dev_fraction": dev_fraction, "seed": seed},
         **report.as_dict(),
@@ -85,6 +168,51 @@ def process(
     plot_threshold_curve(report.dev_curve, report.threshold, out / "threshold_f1.png")
     plot_reliability(report.calibration, out / "reliability.png")
     typer.echo(markdown(result))
+
+
+def check_reward_option(
+    reward: str, recipe: str | None, trust_remote_code: bool, dtype: str
+) -> None:
+    """Check ``--reward`` (and ``--recipe``, ``--dtype``) without loading a model."""
+    from rewardlab.rewards.learned import DTYPES, check_hf_dir
+
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown --dtype {dtype!r}; choose one of {list(DTYPES)}")
+    if recipe is not None:
+        check_hf_dir(reward, recipe, trust_remote_code)
+        return
+    from rewardlab.rewards.registry import check_reward
+
+    check_reward(reward)
+
+
+def load_reward_option(
+    reward: str,
+    recipe: str | None,
+    trust_remote_code: bool,
+    dtype: str,
+    device: str | None,
+    separator: str | None,
+    template: str | None,
+) -> Any:
+    """The reward ``--reward`` names: with ``--recipe`` a plain model directory."""
+    if recipe is None:
+        from rewardlab.rewards.registry import is_learned, load_reward
+
+        return load_reward(reward, **({"device": device} if device and is_learned(reward) else {}))
+    import codecs
+
+    from rewardlab.rewards.learned import load_hf_reward
+
+    return load_hf_reward(
+        reward,
+        recipe,
+        trust_remote_code=trust_remote_code,
+        dtype=dtype,
+        device=device,
+        separator=None if separator is None else codecs.decode(separator, "unicode_escape"),
+        template=template,
+    )
 
 
 def scores_from_file(path: Path, ids: Sequence[str]) -> list[list[float] | None]:
@@ -115,6 +243,8 @@ def scores_from_reward(
     score = getattr(rew, "score_steps", None) or getattr(rew, "score", None)
     if not callable(score):
         raise typer.BadParameter(f"reward {rew!r} has neither score_steps nor score")
+    if getattr(rew, "score_steps", None) is None and getattr(rew, "read", None) is not None:
+        score = _prefix_scorer(rew)  # an outcome model (ORM): score every prefix
     pairs = [_as_pair(item) for item in items]
     out: list[list[float] | None] = []
     reasons: dict[str, int] = {}
@@ -128,11 +258,41 @@ def scores_from_reward(
             elif len(s.steps) != len(cand.steps):
                 reason = "step count mismatch"
             if reason:
+                reason = _reason_kind(reason)
                 reasons[reason] = reasons.get(reason, 0) + 1
                 out.append(None)
             else:
                 out.append([float(x) for x in s.steps])
     return out, reasons
+
+
+def _prefix_scorer(rew: Any) -> Any:
+    """Step scores of an outcome reward: the score of each prefix (steps 1..t) as step t's."""
+    from dataclasses import replace
+
+    from rewardlab.types import Score
+
+    def score(problems: Sequence[Any], cands: Sequence[Any]) -> list[Any]:
+        flat_p, flat_c, owner = [], [], []
+        for i, (p, c) in enumerate(zip(problems, cands, strict=True)):
+            for t in range(1, len(c.steps) + 1):
+                flat_p.append(p)
+                flat_c.append(replace(c, steps=tuple(c.steps[:t])))
+                owner.append(i)
+        got = rew.score(flat_p, flat_c)
+        per: list[list[Any]] = [[] for _ in cands]
+        for i, s in zip(owner, got, strict=True):
+            per[i].append(s)
+        out = []
+        for row in per:
+            bad = next((s for s in row if s.value is None), None)
+            if bad is not None or not row:
+                out.append(bad or Score.ungraded("no steps"))
+            else:
+                out.append(Score(float(row[-1].value), steps=tuple(float(s.value) for s in row)))
+        return out
+
+    return score
 
 
 def _as_pair(item: Any) -> tuple[Any, Any]:
@@ -179,8 +339,20 @@ def write_predictions(
             )
 
 
-def _reasons(skipped: dict[str, int]) -> str:
-    return ", ".join(f"{n} x {r}" for r, n in skipped.items()) or "no scores"
+def _reason_kind(reason: str) -> str:
+    """One reason per kind: ``"1075 tokens, more than the model's 512"`` -> ``"longer than
+    the model's 512 tokens"`` (so 361 long items are one line, not 200 lengths)."""
+    import re
+
+    m = re.fullmatch(r"\d+ tokens, more than the model's (\d+)", reason)
+    return f"longer than the model's {m.group(1)} tokens" if m else reason
+
+
+def _reasons(skipped: dict[str, int], most: int = 3) -> str:
+    top = sorted(skipped.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{n} x {r}" for r, n in top[:most]) or "no scores"
+    rest = sum(n for _, n in top[most:])
+    return text + (f", {rest} for other reasons" if rest else "")
 
 
 def _pct(x: float | None) -> str:
@@ -197,7 +369,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# Step-level evaluation — {r['predictor']}",
         "",
-        f"Data `{r['data']}`: {r['items']} items, {r['unscored']} unscored; dev {r['n_dev']} / "
+        f"Data `{r['data']}`: {r['items']} items, scored {r['items'] - r['unscored']}, "
+        f"unscored {r['unscored']}; dev {r['n_dev']} / "
         f"test {r['n_test']} (seed {r['split']['seed']}).",
         "",
         "| threshold | chosen on | error acc | correct acc | F1 |",

@@ -22,10 +22,75 @@ from typing import Annotated, Any
 import typer
 
 RewardOpt = Annotated[str, typer.Option("--reward", help="Reward SPEC (see the module doc).")]
-DataOpt = Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="Data file.")]
+
+
+def _data(fmt: str) -> Any:
+    """The ``--data`` option with the command's file format and a one-line example."""
+    return typer.Option(
+        "--data", exists=True, dir_okay=False, help=f"JSONL, one record per line: {fmt}"
+    )
+
+
+PairwiseData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen", "rejected", "subset"?} (RewardBench v1), e.g. {"prompt": "2+2?", '
+        '"chosen": "4", "rejected": "5", "subset": "math-prm"}.'
+    ),
+]
+BonData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen": [...], "rejected": [...], "subset"?} (RewardBench v2), e.g. '
+        '{"prompt": "2+2?", "chosen": ["4"], "rejected": ["5", "3", "22"]}.'
+    ),
+]
+OneToManyData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "chosen": [one correct], "rejected": [M wrong]} (RewardMATH), e.g. '
+        '{"prompt": "2+2?", "chosen": ["2+2=4"], "rejected": ["2+2=5", "2+2=3"]}.'
+    ),
+]
+OveroptData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [...], "gold": [one score per response]?} (a candidate pool; '
+        'without "gold", give --gold), e.g. {"prompt": "2+2?", "responses": ["4", "5"], '
+        '"gold": [1.0, 0.0]}.'
+    ),
+]
+DistanceData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [...]} (a candidate pool) or a pairwise file, e.g. '
+        '{"prompt": "2+2?", "responses": ["4", "5", "four"]}.'
+    ),
+]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
 BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap replicates.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
+
+
+def check_spec(spec: str) -> None:
+    """Check a SPEC without loading anything (a usage error, exit 2, when it names nothing)."""
+    from rewardlab.cli.errors import usage_errors
+    from rewardlab.rewards.registry import check_reward
+
+    with usage_errors():
+        if spec.startswith("ensemble:"):
+            from rewardlab.rewards.ensemble import AGGREGATES
+
+            _, agg, dirs = [*spec.split(":", 2), "", ""][:3]
+            if agg not in AGGREGATES:
+                raise ValueError(f"{spec!r}: unknown ensemble aggregation {agg!r}; {AGGREGATES}")
+            members = [d for d in dirs.split(",") if d]
+            if not members:
+                raise ValueError(f"{spec!r}: no members (ensemble:AGG:DIR1,DIR2,...)")
+            for d in members:
+                check_reward(d)
+        else:
+            check_reward(spec)
 
 
 def load_spec(spec: str) -> Any:
@@ -65,7 +130,7 @@ def _finish(result: Any, out: Path, stem: str) -> None:
 
 def pairwise(
     reward: RewardOpt,
-    data: DataOpt,
+    data: PairwiseData,
     out: OutOpt,
     dev: Annotated[
         Path | None, typer.Option(help="Pairwise dev file: fit temperature + isotonic, report ECE.")
@@ -75,6 +140,7 @@ def pairwise(
     seed: SeedOpt = 0,
 ) -> None:
     """Pairwise accuracy (RewardBench v1 sections), longer-response baseline, length corr."""
+    check_spec(reward)
     from rewardlab.evaluate.reward_eval import evaluate_pairwise
 
     _finish(
@@ -85,18 +151,20 @@ def pairwise(
 
 
 def bon(
-    reward: RewardOpt, data: DataOpt, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
+    reward: RewardOpt, data: BonData, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
 ) -> None:
     """Best-of-4 accuracy in RewardBench v2 format (ties share credit; Ties subset scored)."""
+    check_spec(reward)
     from rewardlab.evaluate.reward_eval import evaluate_bon
 
     _finish(evaluate_bon(load_spec(reward), data, n_boot=n_boot, seed=seed), out, "bon")
 
 
 def one_to_many(
-    reward: RewardOpt, data: DataOpt, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
+    reward: RewardOpt, data: OneToManyData, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
 ) -> None:
     """RewardMATH one-to-many: accuracy (correct above all wrong) and MRR."""
+    check_spec(reward)
     from rewardlab.evaluate.reward_eval import evaluate_one_to_many
 
     _finish(
@@ -109,7 +177,7 @@ def overopt(
         str,
         typer.Option("--reward", help="Comma-separated proxy SPECs (an ensemble: spec goes last)."),
     ],
-    data: DataOpt,
+    data: OveroptData,
     out: OutOpt,
     gold: Annotated[
         str | None, typer.Option(help="Gold reward SPEC (default: the file's 'gold' column).")
@@ -118,6 +186,8 @@ def overopt(
     seed: SeedOpt = 0,
 ) -> None:
     """Gold reward of best-of-N by each proxy against KL_BoN = log N − (N−1)/N."""
+    for spec in [*_split_specs(reward), *([gold] if gold else [])]:
+        check_spec(spec)
     from rewardlab.evaluate.reward_eval_pool import evaluate_overopt
 
     proxies = {}
@@ -135,7 +205,7 @@ def overopt(
 
 def distance(
     reward: Annotated[str, typer.Option("--reward", help="Two SPECs, comma-separated: A,B.")],
-    data: DataOpt,
+    data: DistanceData,
     out: OutOpt,
     n_boot: BootOpt = 1000,
     seed: SeedOpt = 0,
@@ -146,6 +216,8 @@ def distance(
     specs = _split_specs(reward)
     if len(specs) != 2:
         raise typer.BadParameter(f"--reward needs exactly two SPECs A,B; got {specs}")
+    for spec in specs:
+        check_spec(spec)
     _finish(
         evaluate_distance(load_spec(specs[0]), load_spec(specs[1]), data, n_boot=n_boot, seed=seed),
         out,

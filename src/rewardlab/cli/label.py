@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from rewardlab.cli.runtime import THREADS_HELP
+
 HELP = (
     "Sample solutions and label every step automatically: Monte-Carlo rollouts (mc, "
     "Math-Shepherd), binary search for the first error (binary, OmegaPRM), progress / advantage "
@@ -52,12 +54,21 @@ def label(
     device: Annotated[
         str | None, typer.Option(help="Policy device (cpu, cuda); default: auto.")
     ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
+    ] = None,
 ) -> None:
+    from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import progress_bar
+    from rewardlab.cli.runtime import apply_threads
     from rewardlab.cli.sample import parse_range
     from rewardlab.label.job import LabelConfig, run_label
+    from rewardlab.pipelines.scale_job import check_policy, check_task_spec
 
     pair = tuple(m.strip() for m in consensus.split(","))
+    with usage_errors():
+        check_task_spec(task, parse_range(difficulty))
+        check_policy(policy)
     try:
         cfg = LabelConfig(
             method=method,
@@ -79,6 +90,7 @@ def label(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    apply_threads(threads)
     summary = run_label(cfg, out, progress=progress_bar)
     typer.echo((out / "report.md").read_text())
     typer.echo(

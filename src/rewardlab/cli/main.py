@@ -5,6 +5,7 @@ Run ``rewardlab --help`` for the list of commands.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,14 +21,30 @@ from rewardlab.cli import train_policy as train_policy_cmd
 from rewardlab.cli import train_pref as train_pref_cmd
 from rewardlab.cli import train_rm as train_rm_cmd
 from rewardlab.cli import tune as tune_cmd
+from rewardlab.cli import verify as verify_cmd
+from rewardlab.cli.errors import DEBUG_ENV, ErrorGroup
+from rewardlab.cli.runtime import THREADS_HELP
 
 app = typer.Typer(
     name="rewardlab",
-    help="Reward models and verifiers for LLM reasoning: sample, score, search, train, eval.",
+    help=(
+        "Reward models and verifiers for LLM reasoning: sample, score, search, train, eval. "
+        "Errors are one line (exit 2: a bad argument, 1: a failure); --debug shows tracebacks."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=ErrorGroup,
 )
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of any error."),
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
 
 app.command("sample", help=sample_cmd.HELP)(sample_cmd.sample)
 app.command("train-policy", help=train_policy_cmd.HELP)(train_policy_cmd.train_policy)
@@ -35,17 +52,31 @@ app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
 app.command("label", help=label_cmd.HELP)(label_cmd.label)
 app.command("tune", help=tune_cmd.HELP)(tune_cmd.tune)
 app.command("solve", help=solve_cmd.HELP)(solve_cmd.solve)
+app.command("verify", help=verify_cmd.HELP)(verify_cmd.verify)
 app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
 app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
     train_pref_cmd.train_preference
 )
 
 
+def _options_of(fn: Callable[..., object]) -> str:
+    """``--a, --b, ...``: the options of a command function (for the train dispatcher's help)."""
+    import inspect
+
+    return ", ".join("--" + p.replace("_", "-") for p in inspect.signature(fn).parameters)
+
+
 @app.command(
     "train",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        f"Process objectives take: {_options_of(train_rm_cmd.train)}. Preference objectives "
+        f"take: {_options_of(train_pref_cmd.train_preference)}. Details and file formats: "
+        "`rewardlab train-process --help`, `rewardlab train-preference --help`. Example: "
+        "rewardlab train --objective prm --data labels.jsonl --out runs/prm"
+    ),
     help=(
-        "Train a reward model: --objective orm|prm|ovm|implicit (process; options of "
+        "Train a reward model: --objective orm|prm|ovm|implicit-prm (process; options of "
         "`train-process`) or bt|bt-margin|centered|scaled-bt|regression|helpsteer2|"
         "label-smoothing|noise-robust (preference; options of `train-preference`, incl. "
         "--ensemble K). Other options pass through to that command."
@@ -57,7 +88,7 @@ def train(
 ) -> None:
     target = _one_command_app(
         train_rm_cmd.train
-        if objective in train_rm_cmd.OBJECTIVES
+        if train_rm_cmd.canonical_objective(objective) in train_rm_cmd.OBJECTIVES
         else train_pref_cmd.train_preference
         if objective in train_pref_cmd.PREFERENCE_OBJECTIVES
         else None,
@@ -68,8 +99,12 @@ def train(
 
 def _one_command_app(fn: Callable[..., object] | None, objective: str) -> typer.Typer:
     if fn is None:
+        import difflib
+
         known = [*train_rm_cmd.OBJECTIVES, *train_pref_cmd.PREFERENCE_OBJECTIVES]
-        raise typer.BadParameter(f"unknown objective {objective!r}; choose one of {known}")
+        close = difflib.get_close_matches(objective, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise typer.BadParameter(f"unknown objective {objective!r}; choose one of {known}{hint}")
     sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     sub.command()(fn)
     return sub
@@ -84,8 +119,14 @@ for _name, (_fn, _help) in eval_rm_cmd.COMMANDS.items():
 app.add_typer(eval_app, name="eval")
 
 
-@app.command("demo", help="The main job on the built-in default: `rewardlab scale` on the testbed.")
-def demo() -> None:
+@app.command(
+    "demo",
+    help="The main job on the built-in default: `rewardlab scale` on the testbed "
+    "(runs/default/; re-running resumes).",
+)
+def demo(
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP, show_default=False),
+) -> None:
     scale_cmd.scale(
         name="default",
         resume=None,
@@ -99,6 +140,11 @@ def demo() -> None:
         rewards=None,
         strategies=None,
         seed=None,
+        temperature=None,
+        top_p=None,
+        max_new_tokens=None,
+        device=None,
+        threads=threads,
         quick=False,
         online_n_max=None,
         online_problems=None,

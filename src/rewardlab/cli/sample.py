@@ -7,9 +7,12 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.cli.runtime import THREADS_HELP
+
 HELP = (
     "Sample N candidates per problem into OUT (pool.sqlite + pool.jsonl with each candidate's "
-    "step truth) and print pass@1 / pass@N by difficulty. Re-running resumes."
+    "step truth) and print pass@1 / pass@N by difficulty. Re-running resumes.\n\n"
+    "Example: rewardlab sample --out runs/pool --problems 20 --n 8"
 )
 
 
@@ -27,7 +30,11 @@ def parse_range(text: str) -> tuple[int, int]:
 
 def sample(
     out: Path = typer.Option(..., help="Output directory (created; reused to resume)."),
-    task: str = typer.Option("arith", help="'arith' or a JSONL file (GSM8K / MATH-500 style)."),
+    task: str = typer.Option(
+        "arith",
+        help="'arith' or a JSONL file of problems, one per line: GSM8K "
+        '{"question": "...", "answer": "... #### 18"} or MATH-500 {"problem", "answer"}.',
+    ),
     policy: str = typer.Option("tiny", help="'tiny' (shipped), a model dir, or a .gguf file."),
     problems: int = typer.Option(200, min=1, help="Number of problems."),
     n: int = typer.Option(16, min=1, help="Candidates per problem."),
@@ -35,18 +42,30 @@ def sample(
     temperature: float = typer.Option(1.0, min=0.0, help="Sampling temperature (0 = greedy)."),
     max_new_tokens: int = typer.Option(160, min=1, help="Generation limit per candidate."),
     seed: int = typer.Option(0, help="Seed for problems and sampling."),
+    top_p: float = typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling mass (0 < p <= 1)."),
+    device: str | None = typer.Option(None, help="Policy device (cpu, cuda).", show_default="auto"),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP, show_default=False),
 ) -> None:
+    from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import console, progress_bar
+    from rewardlab.cli.runtime import apply_threads
+    from rewardlab.pipelines.scale_job import check_policy, check_task_spec
     from rewardlab.policies.registry import load_policy
     from rewardlab.search.pool import PoolSpec, sample_pool, summarize
     from rewardlab.store import SampleStore
     from rewardlab.tasks.registry import load_task
     from rewardlab.types import Sampling
 
+    with usage_errors():
+        n_ops = parse_range(difficulty)
+        check_task_spec(task, n_ops)
+        check_policy(policy)
+        sampling = Sampling(temperature, top_p, max_new_tokens, seed)
+    apply_threads(threads)
+    the_task, probs = load_task(task, problems, seed=seed, n_ops=n_ops)
+    pol = load_policy(policy, **({"device": device} if device else {}))
     out.mkdir(parents=True, exist_ok=True)
-    the_task, probs = load_task(task, problems, seed=seed, n_ops=parse_range(difficulty))
-    pol = load_policy(policy)
-    spec = PoolSpec(n, Sampling(temperature, 1.0, max_new_tokens, seed))
+    spec = PoolSpec(n, sampling)
     store = SampleStore(out / "pool.sqlite")
     with progress_bar(f"sampling {len(probs)} x {n}", len(probs)) as update:
         pool = sample_pool(probs, the_task, pol, spec, store, progress=update)

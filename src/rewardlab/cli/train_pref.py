@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardlab.cli.runtime import THREADS_HELP
 from rewardlab.train.preference import PREFERENCE_OBJECTIVES
 
 __all__ = ["HELP", "PREFERENCE_OBJECTIVES", "train_preference"]
@@ -85,10 +86,11 @@ def train_preference(
     smoothing: Annotated[float, typer.Option(help="label-smoothing: alpha.")] = 0.1,
     noise_members: Annotated[int, typer.Option(help="noise-robust: ensemble size.")] = 3,
     flip_z: Annotated[float, typer.Option(help="noise-robust: flip if mean < -z·std.")] = 1.0,
-    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
+    ] = None,
 ) -> Path:
     """Train and save; returns OUT."""
-    import torch
 
     from rewardlab.train.loop import LoopConfig
     from rewardlab.train.pref_io import data_format, read_pairs, read_ratings
@@ -101,7 +103,9 @@ def train_preference(
         close = difflib.get_close_matches(objective, list(PREFERENCE_OBJECTIVES), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise typer.BadParameter(f"unknown objective {objective!r}{hint}")
-    torch.set_num_threads(threads)
+    from rewardlab.cli.runtime import apply_threads
+
+    apply_threads(threads)
     fmt = data_format(data)
     pairs = read_pairs(data) if fmt == "pairwise" else None
     rating_rows = read_ratings(data) if fmt == "rating" else None

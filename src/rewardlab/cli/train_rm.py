@@ -21,26 +21,38 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardlab.cli.runtime import THREADS_HELP
+
 HELP = (
-    "Train a reward model on JSONL data: orm / ovm / implicit from outcome rows (prompt, "
-    "completions or text, label), prm from TRL stepwise rows (prompt, completions, labels). "
-    "OUT gets the checkpoint, train_log.jsonl, loss.png and report.md."
+    "Train a reward model on JSONL data: orm / ovm / implicit-prm from outcome rows, one per "
+    'line, e.g. {"prompt": "2+3=?", "text": "2+3=5", "label": true}; prm from TRL stepwise '
+    'rows, e.g. {"prompt": "2+3*4=?", "completions": ["3*4=12", "2+12=14"], "labels": [true, '
+    "true]}. The objective names match the rewards they make (implicit-prm; the old name "
+    "implicit still works). OUT gets the checkpoint, train_log.jsonl, loss.png and report.md."
 )
 
 OBJECTIVES: dict[str, str] = {
     "orm": "rewardlab.train.process:train_orm",
     "prm": "rewardlab.train.process:train_prm",
     "ovm": "rewardlab.train.process:train_ovm",
-    "implicit": "rewardlab.train.process:train_implicit",
+    "implicit-prm": "rewardlab.train.process:train_implicit",
 }
+#: Older objective names, kept working.
+OBJECTIVE_ALIASES: dict[str, str] = {"implicit": "implicit-prm"}
+
+
+def canonical_objective(name: str) -> str:
+    """``name`` with an old alias replaced by its current name (``implicit``: ``implicit-prm``)."""
+    return OBJECTIVE_ALIASES.get(name, name)
 
 
 def objective_fn(name: str) -> Any:
     """The trainer registered as ``name`` (imported on first use), with a "did you mean"."""
     import difflib
 
+    name = canonical_objective(name)
     if name not in OBJECTIVES:
-        close = difflib.get_close_matches(name, list(OBJECTIVES), n=1)
+        close = difflib.get_close_matches(name, [*OBJECTIVES, *OBJECTIVE_ALIASES], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise typer.BadParameter(f"unknown objective {name!r}: {sorted(OBJECTIVES)}{hint}")
     module, _, attr = OBJECTIVES[name].partition(":")
@@ -48,8 +60,14 @@ def objective_fn(name: str) -> Any:
 
 
 def train(
-    objective: Annotated[str, typer.Option(help=f"One of: {', '.join(OBJECTIVES)}.")],
-    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Training JSONL.")],
+    objective: Annotated[
+        str,
+        typer.Option(help=f"One of: {', '.join(OBJECTIVES)} (alias: implicit = implicit-prm)."),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(exists=True, dir_okay=False, help="Training JSONL (formats above)."),
+    ],
     out: Annotated[Path, typer.Option(help="Output checkpoint directory.")],
     backbone: Annotated[
         Path | None, typer.Option(help="Local transformers model dir (default: the tiny policy).")
@@ -61,20 +79,20 @@ def train(
     head: Annotated[str, typer.Option(help="prm: 'classifier' (2-class) or 'tag' (LM).")] = (
         "classifier"
     ),
-    beta: Annotated[float, typer.Option(help="implicit: reward scale beta.")] = 0.05,
+    beta: Annotated[float, typer.Option(help="implicit-prm: reward scale beta.")] = 0.05,
     separator: Annotated[str, typer.Option(help="Step separator token (escapes allowed).")] = (
         "\\n"
     ),
     name: Annotated[str | None, typer.Option(help="Reward name for rewardlab.json.")] = None,
-    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
 ) -> None:
-    import torch
-
     from rewardlab.cli.progress import console, progress_bar
+    from rewardlab.cli.runtime import apply_threads
     from rewardlab.train.process import RMTrainConfig
 
-    torch.set_num_threads(threads)
     fn = objective_fn(objective)
+    objective = canonical_objective(objective)
+    apply_threads(threads)
     if backbone is None:
         from rewardlab.policies.registry import tiny_policy_dir
 

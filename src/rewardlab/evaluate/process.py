@@ -66,10 +66,21 @@ _PB_FIELDS = ("id", "problem", "steps", "label", "final_answer_correct")
 
 
 def load_processbench(path: str | Path) -> list[ProcessItem]:
-    """A ProcessBench split file as published (one JSON list of records), read as is."""
-    records = json.loads(Path(path).read_text())
+    """A ProcessBench split file as published (one JSON list of records), read as is.
+
+    Raises:
+        ValueError: not UTF-8, not JSON, nested too deeply, not a list, or a record without
+            the fields ``id``, ``problem``, ``steps``, ``label`` (the message names the file).
+    """
+    records = _read_json(path)
     if not isinstance(records, list):
         raise ValueError(f"{path}: expected a JSON list of ProcessBench records")
+    for n, r in enumerate(records):
+        missing = [
+            k for k in ("id", "problem", "steps", "label") if not isinstance(r, dict) or k not in r
+        ]
+        if missing:
+            raise ValueError(f"{path}: record {n} lacks {missing}")
     return [
         ProcessItem(
             id=str(r["id"]),
@@ -83,15 +94,27 @@ def load_processbench(path: str | Path) -> list[ProcessItem]:
     ]
 
 
+def _read_json(path: str | Path) -> Any:
+    """A JSON file; errors name the file (bad UTF-8, bad JSON, nesting too deep)."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to read") from None
+
+
 def load_stepwise(path: str | Path) -> list[ProcessItem]:
     """TRL stepwise JSONL (``prompt``, ``completions``, ``labels``), e.g. ``rewardlab label``'s
     ``labels.jsonl``. The label is the record's ``first_error`` when present, else the first
     False (or < 0.5) label. Records with ``"kept": false`` are skipped."""
+    from rewardlab.tasks.jsonl import read_jsonl, require
+
     items = []
-    for n, line in enumerate(Path(path).read_text().splitlines()):
-        if not line.strip():
-            continue
-        r = json.loads(line)
+    for n, r in read_jsonl(path):
+        require(r, ("prompt", "completions", "labels"), f"{path}:{n + 1}")
         if r.get("kept", True) is False:
             continue
         label = r.get("first_error")

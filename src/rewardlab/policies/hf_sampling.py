@@ -83,21 +83,14 @@ class RowSampler(LogitsProcessor):
     ) -> None:
         self.temperature = temperature
         self.top_p = top_p
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.generators: list[torch.Generator | None] = list(row_generators(seeds, device))
         self.raw: list[list[float]] = [[] for _ in seeds]
         self.sampled: list[list[float]] = [[] for _ in seeds]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.Tensor:
-        logits = scores.float()
-        raw = torch.log_softmax(logits, dim=-1)
-        if self.temperature == 0:
-            chosen = logits.argmax(dim=-1)
-            sampled = torch.zeros(len(chosen), device=logits.device)
-        else:
-            tempered = top_p_filter(logits / self.temperature, self.top_p)
-            chosen = (tempered.double() - self._exp_noise(logits).log()).argmax(dim=-1)
-            sampled = torch.log_softmax(tempered, dim=-1).gather(1, chosen[:, None])[:, 0]
-        picked = raw.gather(1, chosen[:, None])[:, 0]
+        chosen, picked, sampled = choose(
+            scores.float(), self.generators, self.temperature, self.top_p
+        )
         for r, (a, b) in enumerate(zip(picked.tolist(), sampled.tolist(), strict=True)):
             self.raw[r].append(a)
             self.sampled[r].append(b)
@@ -105,13 +98,84 @@ class RowSampler(LogitsProcessor):
         out.scatter_(1, chosen[:, None], 0.0)
         return out
 
-    def _exp_noise(self, logits: torch.Tensor) -> torch.Tensor:
-        """One Exp(1) draw per row and vocabulary entry, each row from its own generator."""
-        size, device = logits.shape[-1], logits.device
-        f64 = torch.float64
-        draws = [torch.rand(size, generator=g, device=device, dtype=f64) for g in self.generators]
-        uniform = torch.stack(draws)
-        return (-torch.log1p(-uniform)).clamp_min(1e-300)
+
+def row_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
+    """One random stream per row, seeded from :func:`row_seeds`."""
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+
+def choose(
+    logits: torch.Tensor,
+    generators: Sequence[torch.Generator | None],
+    temperature: float,
+    top_p: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's next token by the Gumbel-max trick on its own stream (argmax when T = 0).
+
+    ``token = argmax(top_p(logits / T) - log E)`` with ``E ~ Exp(1)`` per vocabulary entry,
+    drawn as ``-log1p(-U)`` from ``U ~ Uniform[0, 1)`` of the row's generator (one draw of the
+    whole vocabulary per row and step): an exact sample from ``softmax(top_p(logits / T))``.
+
+    Returns:
+        ``(chosen, raw, sampled)``: token ids; their untempered model logprobs
+        ``log_softmax(logits)``; their logprobs under the distribution sampled from (0.0 when
+        greedy).
+    """
+    raw = torch.log_softmax(logits, dim=-1)
+    if temperature == 0:
+        chosen = logits.argmax(dim=-1)
+        sampled = torch.zeros(len(chosen), device=logits.device)
+    else:
+        tempered = top_p_filter(logits / temperature, top_p)
+        noise = exp_noise(generators, logits.shape[-1], logits.device)
+        chosen = (tempered.double() - noise.log()).argmax(dim=-1)
+        sampled = torch.log_softmax(tempered, dim=-1).gather(1, chosen[:, None])[:, 0]
+    picked = raw.gather(1, chosen[:, None])[:, 0]
+    return chosen, picked, sampled
+
+
+def exp_noise(
+    generators: Sequence[torch.Generator | None], size: int, device: torch.device
+) -> torch.Tensor:
+    """One Exp(1) draw per row and vocabulary entry, each row from its own generator."""
+    uniform = torch.empty((len(generators), size), dtype=torch.float64, device=device)
+    for row, g in zip(uniform, generators, strict=True):
+        row.uniform_(generator=g)
+    return (-torch.log1p(-uniform)).clamp_min(1e-300)
+
+
+def stop_table(
+    tokenizer: Any, vocab_size: int, stops: Sequence[str], eos: frozenset[int]
+) -> torch.Tensor:
+    """Per token id: 1 if it ends a row (eos), 2 if it could complete a stop string, else 0.
+
+    A token "could complete" a stop string when its text, alone or after a letter, holds the
+    last character of a stop string, holds a replacement character (a partial UTF-8 sequence)
+    or is empty (special tokens). Only rows whose new token is marked 2 have their text
+    decoded during decoding; the decode loop re-checks every other row once at the end, so a
+    token this misses costs time, never correctness.
+    """
+    table = torch.zeros(vocab_size, dtype=torch.int8)
+    lasts = {s[-1] for s in stops if s}
+    if lasts:
+        known = min(vocab_size, len(tokenizer))
+        context = list(tokenizer("a", add_special_tokens=False)["input_ids"])
+        head = tokenizer.decode(context, skip_special_tokens=True)
+        alone = tokenizer.batch_decode([[v] for v in range(known)], skip_special_tokens=True)
+        after = tokenizer.batch_decode(
+            [[*context, v] for v in range(known)], skip_special_tokens=True
+        )
+        for v in range(vocab_size):
+            if v >= known:
+                table[v] = 2
+                continue
+            texts = (alone[v], after[v][len(head) :] if after[v].startswith(head) else after[v])
+            if any(not t or "\ufffd" in t or any(c in t for c in lasts) for t in texts):
+                table[v] = 2
+    for e in eos:
+        if 0 <= e < vocab_size:
+            table[e] = 1
+    return table
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:

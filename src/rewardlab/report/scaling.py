@@ -7,15 +7,31 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.pipelines.scale_job import dump_json, iter_rows_csv
-from rewardlab.report.plots import plot_by_difficulty, plot_scaling
+from rewardlab.report.plots import DIFFICULTY_MEANING, plot_by_difficulty, plot_scaling, x_key
 
 READING_GUIDE = """\
 How to read it: each line is one strategy; x is the compute spent per problem (policy FLOPs
-for k samples, plus the verifier's FLOPs for a learned reward), y the expected accuracy when k
-candidates are drawn from the pool; bands are 95% bootstrap CIs over problems. The dashed
-`pass` line is the oracle (pass@k: some candidate is right) — the ceiling any verifier could
+for N samples, plus the verifier's FLOPs for a learned reward; the top axis marks N, the
+candidates per problem, where the policy alone spends that much), y the expected accuracy when
+N candidates are drawn from the pool; bands are 95% bootstrap CIs over problems. The dashed
+`pass` line is the oracle (pass@N: some candidate is right) — the ceiling any verifier could
 reach with the same samples. A strategy above another at the same x buys more accuracy per FLOP.
 """
+
+READING_GUIDE_N = """\
+How to read it: each line is one strategy; x is N, the number of candidates per problem drawn
+from the imported pool (it carries no token counts, so compute cannot be given in FLOPs), y the
+expected accuracy when N candidates are drawn; bands are 95% bootstrap CIs over problems. The
+dashed `pass` line is the oracle (pass@N: some candidate is right) — the ceiling any verifier
+could reach with the same samples. A strategy above another at the same N picks better.
+"""
+
+
+def difficulty_meaning(config: dict[str, Any]) -> str:
+    """What a difficulty bin means for this run's task (shown on the difficulty plot)."""
+    if not config.get("pool_file") and config.get("task") == "arith":
+        return DIFFICULTY_MEANING["arith"]
+    return "difficulty = the data's own difficulty field (MATH: level 1-5)"
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], difficulty: str = "all") -> str:
@@ -56,18 +72,26 @@ def write_report(result: dict[str, Any], out: Path, title: str) -> dict[str, Pat
     tmp.replace(paths["csv"])
     dump_json(paths["summary"], summary)
     plot_scaling(rows, paths["plot"], title)
-    by_diff = plot_by_difficulty(rows, out / "scaling_by_difficulty.png")
+    meaning = difficulty_meaning(summary["config"])
+    by_diff = plot_by_difficulty(rows, out / "scaling_by_difficulty.png", meaning)
+    sessions = summary.get("sessions", 1)
+    wall = f"wall time {summary['wall_seconds']} s" + (
+        f" over {sessions} sessions (this one {summary['this_session_seconds']} s; per stage "
+        "in timings.json)"
+        if sessions > 1
+        else ""
+    )
     bins = sorted({str(r["difficulty"]) for r in rows} - {"all"}, key=lambda b: (len(b), b))
     parts = [
         f"# {title}",
         "",
         f"Policy `{summary['policy']}` ({summary['policy_params']:,} parameters), "
         f"{summary['problems']} problems, N_max = {summary['n_max']}, seed "
-        f"{summary['config']['seed']}, wall time {summary['wall_seconds']} s.",
+        f"{summary['config']['seed']}, {wall}.",
         "",
         "![accuracy vs compute](scaling.png)",
         "",
-        READING_GUIDE,
+        READING_GUIDE if x_key(rows) == "flops" else READING_GUIDE_N,
         "## Accuracy by budget (all problems), 95% bootstrap CI",
         "",
         markdown_table(rows),
@@ -84,9 +108,24 @@ def write_report(result: dict[str, Any], out: Path, title: str) -> dict[str, Pat
             "",
         ]
     if by_diff is not None:
-        parts += ["## By difficulty", "", "![per difficulty](scaling_by_difficulty.png)", ""]
+        parts += [
+            "## By difficulty",
+            "",
+            f"Bins by {meaning.removeprefix('difficulty = ')}.",
+            "",
+            "![per difficulty](scaling_by_difficulty.png)",
+            "",
+        ]
         for b in bins:
             parts += [f"### difficulty {b}", "", markdown_table(rows, b), ""]
         paths["plot_by_difficulty"] = by_diff
+    parts += [
+        "## Files",
+        "",
+        "`curves.csv` (every point above), `picks.jsonl` (per problem, strategy and N: the "
+        "chosen candidate and answer), `pool.jsonl` / `pool.parquet` (every candidate with its "
+        "scores), `timings.json` (wall time per stage of every session), `settings.json`.",
+        "",
+    ]
     paths["report"].write_text("\n".join(parts))
     return paths

@@ -24,31 +24,62 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rewardlab.sandbox import (
     JudgeResult,
     Limits,
+    Program,
+    RunResult,
     SandboxConfig,
+    detect,
     judge,
     parallel_map,
     parse_asserts,
     parse_check,
+    resolve_level,
 )
 from rewardlab.sandbox.judge import Test
 from rewardlab.sandbox.pool import default_workers
+from rewardlab.sandbox.untrusted import UntrustedInputError, parse_python
+from rewardlab.sandbox.zygote import ZygotePool
 from rewardlab.types import Candidate, Problem, Score
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _CODE_LANGS = {"", "python", "py", "python3", "Python"}
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """``(language, body)`` of each fenced block: a ```` ``` ```` opener (anywhere), the rest
+    of its line (the language tag first), then the body up to the next ```` ``` ````.
+
+    Linear time (one forward scan): the candidate writes this text, and the equivalent
+    backtracking regex was quadratic in the number of unclosed openers on one line.
+
+    >>> fenced_blocks("x\n```python\nprint(1)\n```\n")
+    [('python', 'print(1)\n')]
+    """
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while (start := text.find("```", pos)) >= 0:
+        eol = text.find("\n", start + 3)
+        if eol < 0:
+            break  # no opener from here on is followed by a line break
+        end = text.find("```", eol + 1)
+        if end < 0:
+            break  # no opener from here on has a closing fence
+        lang = _LANG.match(text, start + 3, eol)
+        out.append((lang.group(1) if lang else "", text[eol + 1 : end]))
+        pos = end + 3
+    return out
 
 
 def extract_code(text: str, entry_point: str | None = None) -> str:
     """The program in ``text``: the fenced Python block that defines ``entry_point`` (the last
     one if several do), else all Python blocks joined, else ``text`` itself when unfenced."""
-    blocks: list[str] = [body for lang, body in _FENCE.findall(text) if lang in _CODE_LANGS]
+    blocks: list[str] = [body for lang, body in fenced_blocks(text) if lang in _CODE_LANGS]
     if not blocks:
         return text
     if entry_point:
@@ -59,11 +90,18 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
 
 
 def defines(code: str, name: str) -> bool:
-    """Whether ``code`` defines ``name`` at top level (def, class or assignment)."""
+    """Whether ``code`` defines ``name`` at top level (def, class or assignment).
+
+    ``code`` is the candidate's: it is parsed with size and depth bounds
+    (:func:`~rewardlab.sandbox.untrusted.parse_python`); code that is invalid or beyond the
+    bounds falls back to a linear-time search for a ``def`` line (the sandboxed run then gives
+    that candidate its own verdict)."""
     try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", code, re.M) is not None
+        tree = parse_python(code)
+    except (SyntaxError, UntrustedInputError):
+        pattern = rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\("
+        return re.search(pattern, code, re.M) is not None
+    assert isinstance(tree, ast.Module)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             if node.name == name:
@@ -140,9 +178,18 @@ class CodeReward:
         if len(problems) != len(candidates):
             raise ValueError("problems and candidates must have the same length")
         pairs = list(zip(problems, candidates, strict=True))
-        return parallel_map(self._score_one, pairs, self.workers or default_workers())
+        workers = min(self.workers or default_workers(), max(len(pairs), 1))
+        level = resolve_level(self.config, detect(self.config.python))
+        if level == "isolated" and len(pairs) > 1:  # pre-isolated workers for the batch
+            with ZygotePool(self.config, workers=workers) as pool:
+                return parallel_map(lambda p: self._score_one(p, pool.run), pairs, workers)
+        return parallel_map(self._score_one, pairs, workers)
 
-    def _score_one(self, pair: tuple[Problem, Candidate]) -> Score:
+    def _score_one(
+        self,
+        pair: tuple[Problem, Candidate],
+        runner: Callable[[Program], RunResult] | None = None,
+    ) -> Score:
         problem, candidate = pair
         if "entry_point" not in problem.meta:
             return Score.ungraded("problem has no entry_point (not a code problem?)")
@@ -167,6 +214,7 @@ class CodeReward:
             setup=setup,
             config=self.config,
             test_timeout_s=self.test_timeout_s,
+            runner=runner,
         )
         info = _info(result, tests)
         if not result.graded:

@@ -29,11 +29,14 @@ from decimal import Decimal
 from typing import Literal
 
 from rewardlab.sandbox import Limits, Program, SandboxConfig, run
+from rewardlab.sandbox.untrusted import UntrustedInputError, loads_json, parse_python
 from rewardlab.types import Candidate, Problem, Score
 
 _NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-_ANSWER = re.compile(rf"^\s*the answer is\s*:?\s*({_NUMBER})\s*\.?\s*$", re.IGNORECASE)
-_CLAIM = re.compile(rf"^(?P<lhs>[^=<>!]+?)\s*(?:=|≈)\s*(?P<rhs>{_NUMBER})\s*\.?\s*$")
+# Linear-time patterns (the step text is the candidate's): no two adjacent parts may match the
+# same run of characters (``\s*\.?\s*`` and ``[^=]+?\s*`` were quadratic on long blanks).
+_ANSWER = re.compile(rf"^\s*the answer is\s*(?::\s*)?({_NUMBER})\s*(?:\.\s*)?$", re.IGNORECASE)
+_CLAIM = re.compile(rf"^(?P<lhs>[^=<>!]*?[^=<>!\s])\s*(?:=|≈)\s*(?P<rhs>{_NUMBER})\s*(?:\.\s*)?$")
 _MATH = frozenset(
     [
         "sqrt",
@@ -57,6 +60,7 @@ _MATH = frozenset(
 )
 _FUNCS = frozenset({"abs", "round", "min", "max", "pow"}) | _MATH
 _MAX_EXPONENT = 10_000
+_MAX_CLAIM_BYTES = 10_000
 
 _EVALUATOR = rf"""
 import json, math, sys
@@ -87,10 +91,11 @@ def to_python(lhs: str) -> str | None:
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
     text = re.sub(r"(?<![\w.])0+(?=\d)", "", text)
     text = text.replace("math.", "")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError):
+    try:  # the step is the candidate's: bounded size and depth
+        tree = parse_python(text, mode="eval", max_bytes=_MAX_CLAIM_BYTES, max_depth=100)
+    except (SyntaxError, UntrustedInputError):
         return None
+    assert isinstance(tree, ast.Expression)
     return ast.unparse(tree) if _allowed(tree.body) else None
 
 
@@ -227,8 +232,8 @@ class CodeStepReward:
                 return {}, f"sandbox failure: {result.detail}"
             done: set[int] = set()
             for line in result.stdout.decode("utf-8", "replace").splitlines():
-                try:
-                    rec = json.loads(line)
+                try:  # printed inside the sandbox: read with bounds
+                    rec = loads_json(line, max_bytes=1 << 16, max_depth=4)
                     i = int(rec["i"])
                 except (ValueError, KeyError, TypeError):
                     continue

@@ -24,6 +24,13 @@ without ``recipe`` but with ``loader`` (``"module:callable"``, written by other 
 preference RMs, ensembles) is handed to that loader. Nothing is downloaded: every
 ``from_pretrained`` call is ``local_files_only=True``.
 
+A model directory *without* ``rewardlab.json`` (a published PRM or reward model in
+transformers format) is loaded by naming its recipe: :func:`load_hf_reward` with a recipe
+of :data:`RECIPES` or a preset of :data:`PRESETS` (``qwen-prm``: Qwen2.5-Math-PRM's chat
+prompt and ``<extra_0>`` step separator, 2-class head; ``math-shepherd``: the ``ки`` tag and
+``+``/``-`` tokens; ``seq-cls``: a 1-output sequence classifier, i.e. an ORM), with
+``trust_remote_code`` for models that ship their own modeling code and ``dtype``.
+
 >>> reward = load_learned_reward("src/rewardlab/assets/prm_arith")  # doctest: +SKIP
 >>> reward.score_steps(problems, candidates)  # doctest: +SKIP
 """
@@ -51,6 +58,33 @@ RECIPES: dict[str, tuple[str, str]] = {
     "prm-tag": ("AutoModelForCausalLM", "rewardlab.rewards.prm:TagPRM"),
     "ovm": ("AutoModelForTokenClassification", "rewardlab.rewards.prm:OVM"),
     "implicit-prm": ("AutoModelForCausalLM", "rewardlab.rewards.implicit:ImplicitPRM"),
+}
+
+
+QWEN_PRM_TEMPLATE = (
+    "<|im_start|>system\nPlease reason step by step, and put your final answer within "
+    "\\boxed{{}}.<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+)
+#: Presets for published models: recipe + manifest fields (what their model cards prescribe).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Qwen2.5-Math-PRM (Zhang et al. 2025): chat prompt, "<extra_0>" after every step,
+    # P(class 1) of its 2-class head at each separator.
+    "qwen-prm": {
+        "recipe": "prm-classifier",
+        "separator": "<extra_0>",
+        "template": QWEN_PRM_TEMPLATE,
+    },
+    # Math-Shepherd (Wang et al. 2024): question, then steps each followed by the tag "ки";
+    # the LM's "+" vs "-" at the tag.
+    "math-shepherd": {
+        "recipe": "prm-tag",
+        "separator": "ки",
+        "template": "{question} ",
+        "good_token": "+",
+        "bad_token": "-",
+    },
+    # Any AutoModelForSequenceClassification with one output: an outcome RM.
+    "seq-cls": {"recipe": "orm"},
 }
 
 
@@ -133,15 +167,120 @@ def _import(target: str) -> Any:
     return obj
 
 
-def load_model(path: str | Path, auto_class: str, device: str | None = None) -> Any:
-    """A transformers model from a local directory (float32, eval mode, on ``device``)."""
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def load_model(
+    path: str | Path,
+    auto_class: str,
+    device: str | None = None,
+    *,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+) -> Any:
+    """A transformers model from a local directory (eval mode, on ``device``).
+
+    With ``trust_remote_code`` a model whose config maps ``AutoModel`` to its own code (as
+    Qwen2.5-Math-PRM's does) is loaded through that class.
+    """
     import torch
     import transformers
 
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(DTYPES)}")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if trust_remote_code and "AutoModel" in _auto_map(path):
+        auto_class = "AutoModel"
     cls = getattr(transformers, auto_class)
-    model = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    model = cls.from_pretrained(
+        str(path),
+        local_files_only=True,
+        dtype=getattr(torch, dtype),
+        trust_remote_code=trust_remote_code,
+    )
     return model.to(dev).eval()
+
+
+def _auto_map(path: str | Path) -> dict[str, Any]:
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    found = config.get("auto_map", {}) if isinstance(config, dict) else {}
+    return found if isinstance(found, dict) else {}
+
+
+def preset_manifest(recipe: str, **overrides: Any) -> Manifest:
+    """A manifest for a model directory without one: a :data:`PRESETS` name or a recipe of
+    :data:`RECIPES`, with non-None ``overrides`` (separator, template, aggregate, ...)."""
+    if recipe in PRESETS:
+        base = dict(PRESETS[recipe])
+    elif recipe in RECIPES:
+        base = {"recipe": recipe}
+    else:
+        raise ValueError(
+            f"unknown recipe {recipe!r}; choose a preset {sorted(PRESETS)} or a recipe "
+            f"{sorted(RECIPES)}"
+        )
+    return Manifest(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def check_hf_dir(path: str | Path, recipe: str, trust_remote_code: bool = False) -> Manifest:
+    """Check (without loading weights) that ``path`` is a transformers model directory that
+    ``recipe`` can score; returns the manifest it would be scored with."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"reward model directory {path} does not exist")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: not a transformers model directory")
+    man = preset_manifest(recipe)
+    if _auto_map(path) and not trust_remote_code:
+        raise ValueError(
+            f"{path} ships its own modeling code (config.json auto_map); add "
+            "--trust-remote-code if you trust it"
+        )
+    if man.recipe == "implicit-prm":
+        raise ValueError("recipe implicit-prm needs a reference model: write a rewardlab.json")
+    return man
+
+
+def load_hf_reward(
+    path: str | Path,
+    recipe: str,
+    *,
+    trust_remote_code: bool = False,
+    dtype: str = "float32",
+    device: str | None = None,
+    name: str | None = None,
+    separator: str | None = None,
+    template: str | None = None,
+    aggregate: str | None = None,
+    batch_size: int = 8,
+) -> Any:
+    """A reward from a model directory that has no ``rewardlab.json``, scored with ``recipe``
+    (a :data:`PRESETS` name or a recipe of :data:`RECIPES`); nothing is downloaded."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    check_hf_dir(path, recipe, trust_remote_code)
+    man = preset_manifest(recipe, separator=separator, template=template, aggregate=aggregate)
+    auto_class, target = RECIPES[man.recipe]
+    model = load_model(path, auto_class, device, dtype=dtype, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(path), local_files_only=True, trust_remote_code=trust_remote_code
+    )
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "tokenizer": tokenizer,
+        "fmt": man.fmt,
+        "name": name or path.resolve().name,
+        "batch_size": batch_size,
+        "aggregate": man.aggregate,
+        "fingerprint": weights_fingerprint(path),
+    }
+    if man.recipe == "prm-tag":
+        kwargs.update(good=man.good_token, bad=man.bad_token)
+    return _import(target)(**kwargs)
 
 
 def load_learned_reward(path: str | Path, **kwargs: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ REWARDS: dict[str, str] = {
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
     "oracle-prm": "rewardlab.rewards.oracle:OraclePRM",
     "oracle-orm": "rewardlab.rewards.oracle:OracleORM",
+    "recompute": "rewardlab.rewards.recompute:load_recompute",
+    "codecheck": "rewardlab.rewards.codecheck:load_codecheck",
+    "judge-yes-no": "rewardlab.rewards.judges:load_yes_no_judge",
+    "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
+    "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
 }
 
 
@@ -89,9 +95,49 @@ def load_reward(spec: str, **kwargs: Any) -> Any:
     path = Path(spec)
     if path.is_dir() and (path / "rewardlab.json").exists():
         return _import("rewardlab.rewards.learned:load_learned_reward")(path, **kwargs)
+    raise ValueError(_unknown(spec))
+
+
+def _unknown(spec: str) -> str:
     hint = difflib.get_close_matches(spec, list(REWARDS), n=1)
     did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise ValueError(
+    where = ""
+    if Path(spec).is_dir():
+        where = f" ({spec} is a directory without rewardlab.json: name its recipe, see --help)"
+    return (
         f"unknown reward {spec!r}: not a registered name {sorted(REWARDS)} nor a checkpoint "
-        f"directory with rewardlab.json{did_you_mean}"
+        f"directory with rewardlab.json{did_you_mean}{where}"
     )
+
+
+def is_learned(spec: str) -> bool:
+    """Whether ``spec`` names a learned reward (a model that takes a ``device``)."""
+    name, _ = parse_spec(spec)
+    if name in REWARDS:
+        return REWARDS[name].startswith("rewardlab.rewards.learned:")
+    return Path(spec).is_dir()
+
+
+def check_reward(spec: str) -> tuple[str, ...]:
+    """The names a reward spec may score under, checked without loading any model.
+
+    A registry name gives itself (and the full spec when it carries arguments); a checkpoint
+    directory its manifest's ``name`` and the directory's name.
+
+    Raises:
+        ValueError: an unknown name (with a "did you mean"), an argument that is not
+            ``key=value``, or an unreadable manifest.
+    """
+    name, kwargs = parse_spec(spec)
+    if name in REWARDS:
+        return tuple(dict.fromkeys((str(kwargs.get("name", name)), name, spec)))
+    path = Path(spec)
+    manifest = path / "rewardlab.json"
+    if path.is_dir() and manifest.is_file():
+        try:
+            raw = json.loads(manifest.read_text())
+        except (ValueError, OSError) as e:
+            raise ValueError(f"reward {spec!r}: unreadable {manifest}: {e}") from None
+        named = raw.get("name") if isinstance(raw, dict) else None
+        return tuple(dict.fromkeys([n for n in (named, path.resolve().name) if n]))
+    raise ValueError(_unknown(spec))

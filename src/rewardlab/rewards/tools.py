@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rewardlab.rewards.code_steps import parse_claim, reproduces, to_python
 from rewardlab.sandbox import Limits, Program, SandboxConfig, run
+from rewardlab.sandbox.untrusted import parse_python
 from rewardlab.types import Candidate, Completion, Problem, Sampling, Score
 
 # ------------------------------------------------------------------------------- tools
@@ -276,9 +277,9 @@ def _trace(trace: Sequence[ToolStep]) -> list[dict[str, Any]]:
 
 def _as_number(text: str) -> int | float | None:
     first = text.strip().split(" ", 1)[0] if text.strip() else ""
-    try:
-        value = ast.literal_eval(first)
-    except (ValueError, SyntaxError):
+    try:  # tool output (sandboxed code printed it): bounded parse before literal_eval
+        value = ast.literal_eval(parse_python(first, mode="eval", max_bytes=4096, max_depth=20))
+    except (ValueError, SyntaxError):  # UntrustedInputError is a ValueError
         try:
             return float(Fraction(first))
         except (ValueError, ZeroDivisionError):
@@ -338,6 +339,22 @@ class TextGenerator(Protocol):
 
 
 TOOL_CALL = re.compile(r'<tool name="(?P<name>[\w-]+)">(?P<body>.*?)</tool>', re.DOTALL)
+_TOOL_OPEN = re.compile(r'<tool name="(?P<name>[\w-]+)">')
+
+
+def find_tool_call(text: str) -> tuple[str, str, int] | None:
+    """``(name, body, start)`` of the first complete ``<tool name="...">...</tool>`` in the
+    verifier's text, as ``TOOL_CALL.search`` finds it, in linear time (the lazy regex rescans
+    to the end for every unclosed opener: quadratic on model-written text)."""
+    opener = _TOOL_OPEN.search(text)
+    if opener is None:
+        return None
+    end = text.find("</tool>", opener.end())
+    if end < 0:
+        return None  # no later opener can be closed either
+    return opener["name"], text[opener.end() : end], opener.start()
+
+
 VERDICT = re.compile(r"verdict\s*:\s*(?P<v>correct|incorrect|yes|no)\b", re.IGNORECASE)
 
 DEFAULT_TEMPLATE = (
@@ -376,9 +393,10 @@ class PolicyPlanner:
         text = self.policy.extend(
             [self.prefix(problem, candidate, trace)], self.sampling, ["</tool>"]
         )[0].text
-        call = TOOL_CALL.search(text)
+        call = find_tool_call(text)
         if call is not None:
-            return ToolCall(call["name"], call["body"].strip("\n"), thought=text[: call.start()])
+            name, body, start = call
+            return ToolCall(name, body.strip("\n"), thought=text[:start])
         verdict = VERDICT.search(text)
         if verdict is None:
             return Decision(None, reason="no verdict in the verifier's output", thought=text)

@@ -8,8 +8,9 @@ allowed), new namespaces (``unshare``, ``setns``, ``clone`` with a namespace fla
 ``ENOSYS`` so the C library falls back to ``clone``, whose flags a filter can read), ``ptrace`` and
 cross-process memory access, mounts, ``bpf``, ``perf_event_open``, ``io_uring`` (its operations
 bypass seccomp), ``userfaultfd``, keyrings, kernel modules, ``kexec``, ``reboot``, clock and
-hostname changes, ``TIOCSTI`` terminal injection. Calls from a foreign ABI (x32, i386 via
-``int 0x80``) kill the process.
+hostname changes, ``TIOCSTI`` terminal injection, ``memfd_create`` and ``execveat`` (so the only
+way to start a program is ``execve`` of a path, which Landlock and ``noexec`` mounts judge).
+Calls from a foreign ABI (x32, i386 via ``int 0x80``) kill the process.
 
 Only x86_64 has a table here; elsewhere :func:`supported` is False and the layer is reported as
 unavailable (never silently skipped). Must be imported without ``rewardlab`` on the path.
@@ -91,6 +92,8 @@ DENIED_X86_64: dict[str, int] = {
     "kexec_file_load": 320,
     "bpf": 321,
     "userfaultfd": 323,
+    "memfd_create": 319,  # an anonymous file would be an executable outside every mount
+    "execveat": 322,  # fexecve / AT_EMPTY_PATH: exec of an fd (a memfd, an O_PATH handle)
     "io_uring_setup": 425,
     "io_uring_enter": 426,
     "io_uring_register": 427,

@@ -237,6 +237,9 @@ def _run(job: Job) -> None:
     _linux.set_dumpable(False)
     _join_cgroups(job["cgroups"])
     if not job["namespaces"]:
+        if job["private_ipc_mount"]:  # restricted: own SysV IPC and a disk-capped work dir
+            _linux.unshare(_linux.CLONE_NEWIPC | _linux.CLONE_NEWNS)
+            _rootfs.private_workdir(job)
         _linux.set_child_subreaper()
         _supervise(job, CONTROL_FD, is_ns_init=False)
         return

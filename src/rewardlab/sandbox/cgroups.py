@@ -198,6 +198,16 @@ class RunCgroups:
                 return int(value)
         return 0
 
+    def reset_peak(self) -> None:
+        """Start a new peak-memory measurement (v1 ``max_usage_in_bytes``; v2 ``memory.peak``
+        is reset by a write on kernels >= 6.12, refused silently before)."""
+        path = self.paths.get("memory")
+        if path is None:
+            return
+        v1 = self.versions.get("memory") == 1
+        with contextlib.suppress(OSError):
+            _write(os.path.join(path, "memory.max_usage_in_bytes" if v1 else "memory.peak"), "0")
+
     def peak_memory(self) -> int | None:
         path = self.paths.get("memory")
         if path is None:

@@ -6,8 +6,10 @@ levels from weakest to strongest (see ``docs/sandbox.md`` for what each one cove
 * ``basic``: own session/process group, resource limits, fresh temporary working directory,
   empty environment, isolated interpreter (``python -I``). Works for any user.
 * ``restricted``: basic + a dedicated unprivileged uid per concurrent run + ``no_new_privs`` +
-  a seccomp deny-list (no sockets, no namespaces, no ptrace ...) + Landlock where the kernel
-  has it (reads and writes confined, exec only of the interpreter). Needs root.
+  a seccomp deny-list (no sockets, no namespaces, no ptrace, no ``memfd_create``/``execveat``
+  ...) + Landlock where the kernel has it (reads and writes confined, ``execve`` only of the
+  interpreter and its loader) + a private SysV IPC namespace and a size-capped ``noexec`` tmpfs
+  work dir in a private mount namespace. Needs root and ``unshare``.
 * ``isolated``: restricted + new pid, network, mount, ipc and uts namespaces with a private
   read-only root, ``/proc`` of its own and a size-capped tmpfs ``/work``. Needs root.
 
@@ -48,7 +50,7 @@ class Limits:
         processes: processes + threads (RLIMIT_NPROC of the run's own uid; pids cgroup).
         open_files: file descriptors per process (RLIMIT_NOFILE).
         file_size_mb: largest file the program may write (RLIMIT_FSIZE).
-        disk_mb: size of the private ``/work`` tmpfs (``isolated`` level only).
+        disk_mb: size of the run's private work-dir tmpfs (``restricted`` and ``isolated``).
         output_kb: bytes kept per stream (stdout, stderr); more ends the run (output-limit).
         cpu_cores: CPU share of the run (cgroup quota), so one run cannot starve the others.
     """
@@ -67,9 +69,13 @@ class Limits:
         for name in ("wall_s", "cpu_s", "memory_mb", "processes", "open_files", "cpu_cores"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("file_size_mb", "disk_mb", "output_kb"):
+        for name in ("file_size_mb", "output_kb"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Limits.{name} must be >= 0, got {getattr(self, name)}")
+        if self.disk_mb < 1:  # tmpfs reads size=0 as "no limit"
+            raise ValueError(
+                f"Limits.disk_mb must be >= 1 (0 would mean no cap), got {self.disk_mb}"
+            )
         if self.open_files < 16:
             raise ValueError("Limits.open_files must be >= 16 (the interpreter needs a few)")
         if self.memory_mb < 32:

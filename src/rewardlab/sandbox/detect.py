@@ -52,7 +52,7 @@ class Capabilities:
                 return f"{name} unavailable: {state}"
         if level == "restricted" and self.unprivileged_python is None:
             return self.unprivileged_python_reason
-        if level == "isolated" and self.namespaces != "ok":
+        if self.namespaces != "ok":  # restricted: ipc + mount namespaces; isolated: all
             return f"namespaces unavailable: {self.namespaces}"
         return ""
 
@@ -83,14 +83,18 @@ class Capabilities:
             ]
             if self.landlock_abi > 0:
                 out.append(f"landlock (ABI {self.landlock_abi})")
+            out += [
+                "ipc namespace",
+                "size-capped noexec tmpfs work dir (private mount namespace)",
+                "no memfd_create / execveat",
+            ]
         if level == "isolated":
             out += [
                 "pid namespace",
                 "network namespace (no interfaces up)",
                 "mount namespace with private read-only root",
-                "ipc namespace",
                 "uts namespace",
-                "size-capped tmpfs /work (and a private /dev/shm)",
+                "private /dev/shm",
             ]
         if use_cgroups and level_rank(level) >= 1:
             out += [f"cgroup {c} (v{self.cgroups.versions[c]})" for c in self.cgroups.bases]

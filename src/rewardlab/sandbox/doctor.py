@@ -2,9 +2,10 @@
 
 :func:`doctor` combines the machine probe (:func:`~rewardlab.sandbox.detect.detect`) with a live
 self-test: a small program run at every available level tries to escape (write to ``/tmp``,
-read the project, open a socket, see other processes, run a shell, read the parent's
-environment) and reports what happened. The report names the level ``"auto"`` resolves to and
-every reason a stronger level is missing.
+read the project, open a socket, see other processes, run a shell, make a ``memfd`` (an
+anonymous file that could be executed), read the parent's environment) and reports what
+happened. The report names the level ``"auto"`` resolves to and every reason a stronger level
+is missing.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ def net():
 def shell():
     if os.system("true 2>/dev/null") != 0:
         raise PermissionError(f"exec refused")
+def memfd():
+    os.memfd_create("anonymous-executable", 0)  # exec of it would bypass every path rule
 attempt("write /tmp", write_tmp)
 attempt("read the project", read_project)
 attempt("open a socket", net)
 attempt("run a shell", shell)
+attempt("make an anonymous file (memfd)", memfd)
 allowed = set(sys.argv[3].split(","))
 extra = sorted(set(os.environ) - allowed)
 out["see the parent's environment"] = [not extra, f"unexpected: {extra}" if extra else "clean"]

@@ -91,7 +91,7 @@ def build_job(
     if level == "restricted" and config.python is None:
         python = caps.unprivileged_python or python
     workdir = str(base / "work")
-    cwd = "/work" if isolated else workdir
+    cwd = "/work" if isolated else str(base / "run") if confined else workdir
     rlimits: dict[str, int | list[int]] = {
         "CPU": [lim.cpu_s, lim.cpu_s + 1],
         "AS": lim.memory_mb * _MIB,
@@ -124,6 +124,7 @@ def build_job(
         "rlimits": rlimits,
         "cgroups": list(cgroups.paths.values()) if cgroups else [],
         "namespaces": isolated,
+        "private_ipc_mount": level == "restricted",
         "no_new_privs": confined,
         "seccomp": confined,
         "landlock": (

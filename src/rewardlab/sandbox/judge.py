@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any, Literal
 from rewardlab.sandbox import _codec
 from rewardlab.sandbox.config import Program, RunResult, SandboxConfig
 from rewardlab.sandbox.runner import run
+from rewardlab.sandbox.untrusted import UntrustedInputError, loads_json
 
 Compare = Literal["eq", "close", "truthy", "falsy", "is"]
 Status = Literal["pass", "fail", "error", "timeout", "missing", "unsupported"]
@@ -166,7 +167,10 @@ def _outcome(test: Test, index: int, rec: dict[str, Any] | None) -> TestOutcome:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past CPython's decimal conversion limit (alone or inside)
+        return f"<{type(value).__name__} too large to print>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -174,9 +178,9 @@ def _records(stdout: bytes, n: int) -> dict[int, dict[str, Any]]:
     """The first well-formed record for each test index; everything else is ignored."""
     out: dict[int, dict[str, Any]] = {}
     for line in stdout.decode("utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
+        try:  # written inside the sandbox: bounded (a value deeper than the codec's is junk)
+            rec = loads_json(line, max_depth=_codec.MAX_DEPTH + 4)
+        except UntrustedInputError:
             continue
         if not isinstance(rec, dict):
             continue
@@ -194,6 +198,7 @@ def judge(
     setup: str = "",
     config: SandboxConfig | None = None,
     test_timeout_s: float = 3.0,
+    runner: Callable[[Program], RunResult] | None = None,
 ) -> JudgeResult:
     """Run ``solution`` against ``tests`` in one sandbox run; the parent decides each test.
 
@@ -204,6 +209,8 @@ def judge(
         setup: trusted code run by the judge process before script tests (imports, helpers).
         config: sandbox configuration; its wall limit covers the whole run.
         test_timeout_s: per-test limit inside the run; a hung test does not sink the others.
+        runner: runs the judge's program instead of a one-shot ``run(program, config)``
+            (e.g. :meth:`~rewardlab.sandbox.zygote.ZygotePool.run`, whose config then applies).
     """
     if any(isinstance(t, ScriptTest) for t in tests) and not entry_point:
         raise ValueError("script tests need an entry_point to call")
@@ -227,7 +234,7 @@ def judge(
             "_rl_codec.py": _harness_file("_codec.py"),
         },
     )
-    result = run(program, config)
+    result = runner(program) if runner is not None else run(program, config)
     records = _records(result.stdout, len(tests))
     outcomes = tuple(_outcome(t, i, records.get(i)) for i, t in enumerate(tests))
     notes = () if result.verdict == "ok" else (f"sandbox run: {result.summary()}",)

@@ -43,10 +43,17 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list
 
 @dataclass(frozen=True)
 class SandboxPool:
-    """Run programs concurrently, at most ``workers`` at a time (0 = one per CPU)."""
+    """Run programs concurrently, at most ``workers`` at a time (0 = one per CPU).
+
+    At the ``isolated`` level (and ``zygote=True``, the default) each ``map`` runs on
+    pre-isolated workers (:class:`~rewardlab.sandbox.zygote.ZygotePool`: namespaces, private
+    root and cgroups set up once per worker, a fresh child per execution); otherwise every
+    program is a one-shot :func:`~rewardlab.sandbox.run`.
+    """
 
     config: SandboxConfig = field(default_factory=SandboxConfig)
     workers: int = 0
+    zygote: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -55,5 +62,11 @@ class SandboxPool:
     def map(self, programs: Iterable[Program | str]) -> list[RunResult]:
         """Run every program; results in input order. Raises SandboxUnavailable up front."""
         items = list(programs)
-        resolve_level(self.config, detect(self.config.python))
-        return parallel_map(lambda p: run(p, self.config), items, self.workers or default_workers())
+        level = resolve_level(self.config, detect(self.config.python))
+        workers = self.workers or default_workers()
+        if self.zygote and level == "isolated" and len(items) > 1:
+            from rewardlab.sandbox.zygote import ZygotePool
+
+            with ZygotePool(self.config, workers=min(workers, len(items))) as pool:
+                return pool.map(items)
+        return parallel_map(lambda p: run(p, self.config), items, workers)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 from rewardlab.sandbox.cgroups import RunCgroups
 from rewardlab.sandbox.config import Level, Program, RunResult, SandboxConfig, Verdict
@@ -69,8 +69,19 @@ class _Streams:
         return True
 
 
+class _Pipes(Protocol):
+    """The program's three standard streams, parent ends (a ``Popen`` has them)."""
+
+    @property
+    def stdin(self) -> IO[bytes] | None: ...
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+    @property
+    def stderr(self) -> IO[bytes] | None: ...
+
+
 def _pump(
-    proc: subprocess.Popen[bytes],
+    proc: _Pipes,
     status_r: int,
     stdin: bytes,
     streams: _Streams,
@@ -195,6 +206,7 @@ def run(program: Program | str, config: SandboxConfig | None = None) -> RunResul
         os.chmod(base, 0o711)
         (base / "work").mkdir(mode=0o700)
         (base / "root").mkdir(mode=0o700)
+        (base / "run").mkdir(mode=0o700)  # restricted: the capped tmpfs is mounted here
         write_files(base / "work", program)
         cgroups = None
         if config.cgroups and level != "basic" and caps.cgroups.bases:
@@ -277,14 +289,34 @@ def _execute(
             if f is not None:
                 f.close()
     wall = time.monotonic() - start
-    status = _parse_status(bytes(streams.status))
     oom = cgroups.oom_kills() if cgroups else 0
     anon = anon_at_cut[0] if anon_at_cut else None
+    return finish(
+        streams, cut, wall, config, caps, level, cgroups, oom, anon, usage.ru_utime + usage.ru_stime
+    )
+
+
+def finish(
+    streams: _Streams,
+    cut: str,
+    wall: float,
+    config: SandboxConfig,
+    caps: Capabilities,
+    level: Level,
+    cgroups: RunCgroups | None,
+    oom: int,
+    anon: int | None,
+    fallback_cpu: float | None,
+    extra_layers: tuple[str, ...] = (),
+) -> RunResult:
+    """The parent's account of a finished run, from what the supervisor and kernel reported."""
+    lim = config.limits
+    status = _parse_status(bytes(streams.status))
     held = anon is not None and anon >= (lim.memory_mb + lim.disk_mb) * _MIB
     verdict, detail = _verdict(cut, status, streams, oom, lim.cpu_s, held)
     cpu = status.get("cpu_s") if status else None
     if cpu is None:
-        cpu = usage.ru_utime + usage.ru_stime
+        cpu = fallback_cpu
     peaks = [cgroups.peak_memory() if cgroups else None]
     if status and status.get("maxrss_kb"):
         peaks.append(int(status["maxrss_kb"]) * 1024)
@@ -298,10 +330,10 @@ def _execute(
         stdout_truncated=streams.out_truncated,
         stderr_truncated=streams.err_truncated,
         wall_s=wall,
-        cpu_s=float(cpu),
+        cpu_s=None if cpu is None else float(cpu),
         peak_memory_bytes=peak,
         level=level,
-        layers=caps.layers(level, use_cgroups=cgroups is not None),
+        layers=caps.layers(level, use_cgroups=cgroups is not None) + extra_layers,
         detail=detail,
     )
 

@@ -12,6 +12,13 @@ full reference ``solution`` and, for MATH, ``difficulty`` (= ``level``) and ``su
 lines are skipped; anything else that is not a well-formed record raises :class:`JsonlError`
 naming the file and the 1-based line: nothing is dropped silently.
 
+Input sizes are bounded, so one bad line can never take unbounded memory or time: a line is
+read at most :data:`MAX_LINE_BYTES` (16 MiB) at a time and a longer one is an error, and a
+question longer than :data:`MAX_QUESTION_CHARS` (20,000 characters; GSM8K's longest is under
+1,000, MATH-500's under 5,000) is an error at load time, naming the line (raise it with
+``max_question_chars``). Text that is not UTF-8 and JSON nested too deeply to parse are errors
+naming the line too.
+
 >>> problems = load_jsonl_task("tests/assets/gsm8k_test_excerpt.jsonl")
 >>> problems[0].id, problems[0].answer, problems[0].task
 ('gsm8k-0', '18', 'gsm8k')
@@ -31,6 +38,11 @@ from typing import Any
 from rewardlab.types import Problem
 
 PathLike = str | Path
+
+#: Longest line read as one record (bytes); a longer line is a :class:`JsonlError`.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Longest question accepted (characters); a longer one is a :class:`JsonlError`.
+MAX_QUESTION_CHARS = 20_000
 
 
 class JsonlError(ValueError):
@@ -76,25 +88,43 @@ MATH = JsonlFormat(
 KNOWN_FORMATS: tuple[JsonlFormat, ...] = (GSM8K, MATH)
 
 
-def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(
+    path: PathLike, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(0-based line index, record)`` for every non-blank line of ``path``.
 
+    At most ``max_line_bytes + 1`` bytes of a line are ever held in memory.
+
     Raises:
-        JsonlError: a line is not valid JSON or not a JSON object (names file and line).
+        JsonlError: a line is longer than ``max_line_bytes``, not UTF-8, not valid JSON,
+            nested too deeply, or not a JSON object (names file and line).
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for index, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise JsonlError(f"{path}:{index + 1}: invalid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                kind = type(record).__name__
-                raise JsonlError(f"{path}:{index + 1}: expected a JSON object, got {kind}")
-            yield index, record
+    with path.open("rb") as f:
+        index = 0
+        while raw := f.readline(max_line_bytes + 1):
+            at = where(path, index)
+            if len(raw) > max_line_bytes:
+                raise JsonlError(
+                    f"{at}: line longer than {max_line_bytes:,} bytes, the limit for one record"
+                )
+            if raw.strip():
+                yield index, _record(raw, at)
+            index += 1
+
+
+def _record(raw: bytes, at: str) -> dict[str, Any]:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise JsonlError(f"{at}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise JsonlError(f"{at}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise JsonlError(f"{at}: JSON nested too deeply to read") from None
+    if not isinstance(record, dict):
+        raise JsonlError(f"{at}: expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def where(path: PathLike, index: int) -> str:
@@ -136,7 +166,12 @@ def _difficulty(value: Any) -> Any:
 
 
 def _problem(
-    record: dict[str, Any], fmt: JsonlFormat, task: str, path: Path, index: int
+    record: dict[str, Any],
+    fmt: JsonlFormat,
+    task: str,
+    path: Path,
+    index: int,
+    max_question_chars: int = MAX_QUESTION_CHARS,
 ) -> Problem:
     at = where(path, index)
     require(record, fmt.required(), at)
@@ -151,19 +186,32 @@ def _problem(
         meta["difficulty"] = _difficulty(record[fmt.difficulty_field])
     for field in fmt.meta_fields:
         meta[field] = record[field]
+    question = text_field(record, fmt.question_field, at)
+    if len(question) > max_question_chars:
+        raise JsonlError(
+            f"{at}: question is {len(question):,} characters, over the limit of "
+            f"{max_question_chars:,} (raise it with max_question_chars)"
+        )
     return Problem(
         id=f"{task}-{index}",
-        question=text_field(record, fmt.question_field, at),
+        question=question,
         answer=answer.strip(),
         task=task,
         meta=meta,
     )
 
 
-def load_with_format(path: PathLike, fmt: JsonlFormat, task: str | None = None) -> list[Problem]:
+def load_with_format(
+    path: PathLike,
+    fmt: JsonlFormat,
+    task: str | None = None,
+    max_question_chars: int = MAX_QUESTION_CHARS,
+) -> list[Problem]:
     """Load every record of ``path`` with ``fmt``; ``task`` overrides ``fmt.task``."""
     path = Path(path)
-    return [_problem(r, fmt, task or fmt.task, path, i) for i, r in read_jsonl(path)]
+    return [
+        _problem(r, fmt, task or fmt.task, path, i, max_question_chars) for i, r in read_jsonl(path)
+    ]
 
 
 def load_jsonl_task(
@@ -176,8 +224,9 @@ def load_jsonl_task(
     solution_field: str | None = None,
     difficulty_field: str | None = None,
     meta_fields: tuple[str, ...] = (),
+    max_question_chars: int = MAX_QUESTION_CHARS,
 ) -> list[Problem]:
-    """Load the problems of a JSONL file.
+    """Load the problems of a JSONL file (questions up to ``max_question_chars``).
 
     Without ``question_field`` the format is detected from the first record (GSM8K or MATH,
     see the module docstring; :func:`detect_format`). With it, the named fields are used (see
@@ -185,16 +234,17 @@ def load_jsonl_task(
     ``"math"``) or, for named fields, the file's stem.
 
     Raises:
-        JsonlError: malformed JSON, a non-object line, a missing or non-text field, or no
-            answer after ``answer_marker`` (the message names the file and line); for
-            detection, a first record of no known format.
+        JsonlError: malformed JSON, a non-object line, a missing or non-text field, no
+            answer after ``answer_marker``, a line or question over the size limits (the
+            message names the file and line); for detection, a first record of no known
+            format.
         ValueError: field options given without ``question_field``.
     """
     if question_field is None:
         named = (answer_field != "answer", answer_marker, solution_field, difficulty_field)
         if any(named) or meta_fields:
             raise ValueError("name question_field too: without it the format is detected")
-        return load_with_format(path, detect_format(path), task)
+        return load_with_format(path, detect_format(path), task, max_question_chars)
     fmt = JsonlFormat(
         task=task or Path(path).stem,
         question_field=question_field,
@@ -204,7 +254,7 @@ def load_jsonl_task(
         difficulty_field=difficulty_field,
         meta_fields=meta_fields,
     )
-    return load_with_format(path, fmt)
+    return load_with_format(path, fmt, max_question_chars=max_question_chars)
 
 
 def detect_format(path: PathLike) -> JsonlFormat:

@@ -15,6 +15,7 @@ each search would get alone.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,8 @@ class BatchingBackend(DirectBackend):
         self._live = workers
         self._pending: list[_Request] = []
         self.calls = 0  # merged model calls made (for tests and benchmarks)
+        self.rows = {"extend": 0, "score": 0}  # rows sent to the model, per kind
+        self.seconds = {"extend": 0.0, "score": 0.0}  # wall time inside model calls
 
     def extend(
         self, texts: Sequence[str], sampling: Sampling, stop: tuple[str, ...]
@@ -138,7 +141,10 @@ class BatchingBackend(DirectBackend):
                 calls.append([r])
         for call in calls:
             rows = [t for r in call for t in r.args[0]]
+            t0 = time.perf_counter()
             out = super().extend(rows, sampling, stop) if rows else []
+            self.seconds["extend"] += time.perf_counter() - t0
+            self.rows["extend"] += len(rows)
             self.calls += 1
             pos = 0
             for r in call:
@@ -148,7 +154,10 @@ class BatchingBackend(DirectBackend):
     def _run_scores(self, reqs: list[_Request], step: bool) -> None:
         problems = [p for r in reqs for p in r.args[1]]
         cands = [c for r in reqs for c in r.args[2]]
+        t0 = time.perf_counter()
         out = super().score(step, problems, cands) if cands else []
+        self.seconds["score"] += time.perf_counter() - t0
+        self.rows["score"] += len(cands)
         self.calls += 1
         pos = 0
         for r in reqs:
