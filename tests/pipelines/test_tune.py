@@ -136,6 +136,8 @@ def test_online_results_enter_the_table(run_dir: Path, tmp_path: Path) -> None:
     result, _ = run_tune(TuneConfig(run, n_boot=20))
     assert f"beam[{VERIFIER}:4]" in result["configs"]
     assert "beam[prm:4]" not in result["configs"]
+    offline_only, _ = run_tune(TuneConfig(run, n_boot=20, use_online=False))
+    assert not any(c.startswith("beam") for c in offline_only["configs"])
     online = read_online(run / "online.jsonl", ids)
     assert online.acc[(f"beam[{VERIFIER}:4]", 4, ids[0])] == 0.5
     assert online.flops[(f"beam[{VERIFIER}:4]", 4, ids[0])] == 2e6

@@ -96,6 +96,7 @@ class TuneConfig:
     ``mix_verifiers``: also consider configs that read another reward than ``verifier`` (by
     default only the verifier's configs and majority vote compete, as in Snell et al.: one PRM,
     several ways to spend it; mixing lets a cheaper or free reward win on cost alone);
+    ``use_online``: read ``online.jsonl`` when present (False: offline configs only);
     ``temperatures`` / ``top_ps``: extra pools, one per combination other than the run's own.
     """
 
@@ -107,6 +108,7 @@ class TuneConfig:
     top_ps: tuple[float, ...] = ()
     match: str = "flops"
     mix_verifiers: bool = False
+    use_online: bool = True
     n_bins: int = 5
     probe_n: int = 4
     n_boot: int = 1000
@@ -552,7 +554,7 @@ def run_tune(
     strategies = offline_strategies(loaded.summary, cfg.strategies, only)
     online_path = cfg.run / ONLINE_FILE
     ids = [p.id for p in loaded.problems]
-    online = read_online(online_path, ids) if online_path.exists() else None
+    online = read_online(online_path, ids) if online_path.exists() and cfg.use_online else None
     specs = online_specs(loaded.summary)
     known = [*base.arrays.scores, *base.arrays.step_scores]
     reads_map = online_reward_names(specs, known) if online else {}
