@@ -128,10 +128,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
         def cell(h: str, name: str = name, n: int = n) -> str:
             r = keyed.get((name, n, h))
-            return "" if r is None else f"{r['accuracy']:.3f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            return (
+                "" if r is None else f"{r['accuracy']:.3f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            )
 
         flops = keyed.get((name, n, "all"), {}).get("flops", float("nan"))
-        lines.append(f"| {name} | {n} | {cell('all')} | {cell('easy')} | {cell('hard')} | {flops:.3g} |")
+        lines.append(
+            f"| {name} | {n} | {cell('all')} | {cell('easy')} | {cell('hard')} | {flops:.3g} |"
+        )
     return "\n".join(lines) + "\n"
 
 

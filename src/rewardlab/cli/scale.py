@@ -117,7 +117,10 @@ def scale(
         None, min=1, help="Largest budget N for online strategies.", show_default="16"
     ),
     online_problems: int | None = typer.Option(
-        None, min=1, help="Run online strategies on the first K problems only.", show_default="all"
+        None,
+        min=1,
+        help="Run online strategies on K problems spread evenly over the difficulties.",
+        show_default="all",
     ),
     seed: int | None = typer.Option(
         None, help="Seed for problems, sampling, resampling.", show_default="0"

@@ -66,7 +66,7 @@ class ScaleConfig:
     pool_file: str | None = None
     policy_params: int | None = None  # for imported pools: FLOPs = 2 * params * tokens
     online_n_max: int = 16  # online strategies run at N = 1, 2, 4 ... online_n_max
-    online_problems: int | None = None  # online strategies on the first K problems (None: all)
+    online_problems: int | None = None  # online strategies on K problems spread over the list
     step_tokens: int = 48  # token limit of one step in online search
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -659,7 +659,7 @@ def _run_online_specs(
     from rewardlab.rewards.registry import load_reward
     from rewardlab.search.online import parse_online
 
-    problems = loaded.problems[: cfg.online_problems] if cfg.online_problems else loaded.problems
+    problems = spread(loaded.problems, cfg.online_problems)
     settings = OnlineSettings(
         n_max=cfg.online_n_max,
         step_tokens=cfg.step_tokens,
@@ -684,6 +684,18 @@ def _run_online_specs(
         rows += online_rows(problems, by_n, reward.name, n_boot=cfg.n_boot, seed=cfg.seed)
         records += result_records(problems, by_n)
     return rows, records
+
+
+def spread(problems: Sequence[Problem], k: int | None) -> list[Problem]:
+    """``k`` problems spread evenly over the list (all of them when ``k`` is None or larger):
+    the study's problems are sorted by difficulty, so the first ``k`` would be the easiest.
+
+    >>> [p.id for p in spread([Problem(str(i), "", "") for i in range(8)], 3)]
+    ['0', '2', '5']
+    """
+    if k is None or k >= len(problems):
+        return list(problems)
+    return [problems[(i * len(problems)) // k] for i in range(k)]
 
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:

@@ -93,6 +93,7 @@ class BeamSearch:
     alpha: float = 0.0
     select: str = "wmaj"
     kind: str = "beam"
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -103,7 +104,7 @@ class BeamSearch:
     @property
     def name(self) -> str:
         arg = self.lookahead if self.kind == "lookahead" else self.width
-        return f"{self.kind}[{self.reward}:{arg}]"
+        return f"{self.kind}[{self.reward}:{arg}{'@' + self.label if self.label else ''}]"
 
     def _rank(self, engine: StepExpander, problem: Problem, kids: list[Partial]) -> list[float]:
         if self.lookahead == 0:
@@ -159,6 +160,7 @@ class DiverseVerifierTreeSearch:
     reward: str
     width: int = 4
     select: str = "wmaj"
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -166,7 +168,7 @@ class DiverseVerifierTreeSearch:
 
     @property
     def name(self) -> str:
-        return f"dvts[{self.reward}:{self.width}]"
+        return f"dvts[{self.reward}:{self.width}{'@' + self.label if self.label else ''}]"
 
     def search(self, problem: Problem, engine: StepExpander, n: int) -> SearchResult:
         engine.reset()

@@ -116,6 +116,7 @@ class MCTS:
     value_rule: str = "mean"
     select: str = "wmaj"
     check: bool = False
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -125,7 +126,7 @@ class MCTS:
 
     @property
     def name(self) -> str:
-        return f"mcts[{self.reward}:{self.width}]"
+        return f"mcts[{self.reward}:{self.width}{'@' + self.label if self.label else ''}]"
 
     def search(self, problem: Problem, engine: StepExpander, n: int) -> SearchResult:
         engine.reset()
