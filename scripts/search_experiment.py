@@ -80,40 +80,82 @@ def _boot(x: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, floa
     return float(x.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+OFFLINE = (
+    "maj",
+    "bon:prm:last",
+    "wmaj:prm:last",
+    "bon:implicit-prm:last",
+    "bon:orm",
+    "wmaj:orm",
+    *(
+        f"{kind}:oracle-prm-q{q}:last"
+        for q in ("0.7", "0.8", "0.9", "1")
+        for kind in ("bon", "wmaj")
+    ),
+)
+
+
 def stage_summary(work: Path, out: Path) -> dict[str, Any]:
-    """Accuracy by strategy, N and half (easy 1-4 / hard 5-8 ops), with bootstrap CIs."""
+    """Accuracy by strategy, N and half (easy 1-4 / hard 5-8 ops), with bootstrap CIs, and
+    FLOPs per problem: offline strategies from the run's pool, online ones from online.jsonl."""
     sys.path.insert(0, str(ROOT / "src"))
-    from rewardlab.pipelines.tune import build_table, load_run
+    from rewardlab.evaluate.estimators import default_ks
+    from rewardlab.pipelines.tune import base_pool, candidate_flops, load_run
+    from rewardlab.search.offline import parse_strategy
 
     loaded = load_run(work)
-    table = build_table(loaded)
+    base = base_pool(loaded)
+    ids = [p.id for p in loaded.problems]
     diff = np.array([int(p.meta.get("difficulty", 0)) for p in loaded.problems])
+    ks = default_ks(loaded.n)
+    per_problem: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    for spec in OFFLINE:
+        strat = parse_strategy(spec)
+        reward = str(getattr(strat, "reward", "") or "")
+        curve = strat.curve(base.arrays, ks, 0, 200)
+        per = candidate_flops(base, loaded.policy_params, loaded.reward_params.get(reward, 0))
+        for j, k in enumerate(ks):
+            per_problem[(strat.name, int(k))] = (curve[:, j], k * per)
+    online: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
+    for line in (work / "online.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        online.setdefault((r["strategy"], int(r["n"])), {})[r["problem_id"]] = (
+            float(r["correct"]),
+            float(r["flops"]),
+        )
+    for key, by_pid in online.items():
+        keep = [i for i, pid in enumerate(ids) if pid in by_pid]
+        acc = np.full(len(ids), np.nan)
+        flops = np.full(len(ids), np.nan)
+        for i in keep:
+            acc[i], flops[i] = by_pid[ids[i]]
+        per_problem[key] = (acc, flops)
     halves = {"all": diff > 0, "easy": diff <= 4, "hard": diff >= 5}
     rows: list[dict[str, Any]] = []
-    for c, name in enumerate(table.configs):
-        for b, n in enumerate(table.budgets):
-            acc = table.accuracy[c, :, b]
-            if np.isnan(acc).any():
+    for (name, n), (acc, flops) in per_problem.items():
+        for half, mask in halves.items():
+            m = mask & ~np.isnan(acc)
+            if not m.any():
                 continue
-            for half, mask in halves.items():
-                mean, low, high = _boot(acc[mask])
-                rows.append(
-                    {
-                        "strategy": name,
-                        "n": int(n),
-                        "half": half,
-                        "accuracy": mean,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "flops": float(np.nanmean(table.cost[c, mask, b])),
-                    }
-                )
+            mean, low, high = _boot(acc[m])
+            rows.append(
+                {
+                    "strategy": name,
+                    "n": n,
+                    "half": half,
+                    "problems": int(m.sum()),
+                    "accuracy": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "flops": float(np.mean(flops[m])),
+                }
+            )
     tunes = {}
     for v in TUNE_VERIFIERS:
         path = work / f"tune_{v}" / "tune.json"
         if path.exists():
             tunes[v] = json.loads(path.read_text()).get("headline")
-    summary = {"problems": len(loaded.problems), "rows": rows, "tune": tunes}
+    summary = {"problems": len(ids), "rows": rows, "tune": tunes}
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_experiment.json").write_text(json.dumps(summary, indent=1))
     (out / "search_experiment.md").write_text(markdown(rows))
