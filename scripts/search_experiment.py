@@ -159,7 +159,56 @@ def stage_summary(work: Path, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_experiment.json").write_text(json.dumps(summary, indent=1))
     (out / "search_experiment.md").write_text(markdown(rows))
+    plot(rows, out / "search_experiment.png")
     return summary
+
+
+PLOT_LINES = (
+    "maj",
+    "wmaj[oracle-prm-q0.9:last]",
+    "beam[oracle-prm:q=0.9:4]",
+    "dvts[oracle-prm:q=0.9:4]",
+    "mcts[oracle-prm:q=0.9:4]",
+    "beam[oracle-prm:q=1.0:4]",
+    "wmaj[oracle-prm-q1:last]",
+    "wmaj[prm:last]",
+    "beam[prm:4]",
+)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Accuracy vs FLOPs per problem, all problems and the hard half, for the key lines."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
+    for ax, half in zip(axes, ("all", "hard"), strict=True):
+        for name in PLOT_LINES:
+            pts = sorted(
+                (r for r in rows if r["strategy"] == name and r["half"] == half),
+                key=lambda r: r["n"],
+            )
+            if not pts:
+                continue
+            x = [r["flops"] for r in pts]
+            style = "--" if name.startswith(("wmaj", "maj")) else "-"
+            ax.plot(x, [r["accuracy"] for r in pts], style, marker="o", label=name)
+            ax.fill_between(x, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], alpha=0.08)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("FLOPs per problem (policy + verifier)")
+        ax.set_title("all 40 problems" if half == "all" else "hard half (5-8 operations)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (95% bootstrap CI)")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Online search vs best-of-N weighted and majority (N = 1 ... 16 per line)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
