@@ -158,8 +158,9 @@ def test_every_verification_token_is_in_the_ledger_and_the_score(
     policy_ledger, verifier_ledger = Ledger(), Ledger()
     policy = HFPolicy.from_dir(tiny_llama_dir, device="cpu", ledger=policy_ledger, name="pol")
     sampling = Sampling(temperature=1.0, max_new_tokens=10, seed=1)
+    fmt = YesNoFormat(finish_cue="")  # the chains alone (finishing is tested below)
     verifier = GenerativeVerifier(
-        policy, YesNoFormat(), n_verifications=2, sampling=sampling, ledger=verifier_ledger
+        policy, fmt, n_verifications=2, sampling=sampling, ledger=verifier_ledger
     )
     scores = verifier.score(ps, cs)
     cost = verifier_ledger.totals(verifier.name)
@@ -169,7 +170,7 @@ def test_every_verification_token_is_in_the_ledger_and_the_score(
     # the policy's own ledger saw exactly the same tokens (nothing uncounted, nothing extra)
     own = policy_ledger.totals("pol")
     assert (own.prompt_tokens, own.generated_tokens) == (cost.prompt_tokens, cost.generated_tokens)
-    prompts = [YesNoFormat().prompt(p, c) for p, c in zip(ps, cs, strict=True)]
+    prompts = [fmt.prompt(p, c) for p, c in zip(ps, cs, strict=True)]
     assert cost.prompt_tokens == 2 * sum(len(policy._encode(q)) for q in prompts)
     assert verifier.last_tokens == [
         (s.info["verify_prompt_tokens"], s.info["verify_generated_tokens"]) for s in scores

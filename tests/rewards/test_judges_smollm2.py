@@ -1,9 +1,9 @@
 """Prompted judges on a real instruct model (slow tier): SmolLM2-135M-Instruct judges real
 GSM8K solutions (one right, one wrong per problem, from openai/grade-school-math's labelled
-model solutions) with the GenRM-Base Yes/No prompt (k-voting + meta-RM filter, and P(Yes)),
-the DeepSeek-GRM principles + critique + score prompt, and the code-checked format whose
-Python runs in the sandbox. The accuracy is whatever it is (printed); the test checks the
-contract: every score in [0, 1] or None with a reason, every token in the ledger."""
+model solutions) with the GenRM Yes/No prompt answered directly (k-voting + meta-RM filter,
+and P(Yes)), the DeepSeek-GRM principles + critique + score prompt, and the code-checked
+format whose Python runs in the sandbox. The accuracy is whatever it is (printed); the test
+checks the contract: every score in [0, 1] or None with a reason, every token in the ledger."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from rewardlab.compute import Ledger
 from rewardlab.rewards.base import check_reward
 from rewardlab.rewards.codecheck import CodeCheckFormat
 from rewardlab.rewards.generative import GenerativeVerifier
-from rewardlab.rewards.judges import DirectYesNoFormat, GRMFormat, YesNoFormat
+from rewardlab.rewards.judges import DirectYesNoFormat, GRMFormat
 from rewardlab.rewards.logprob import MeanLogprobReward
 from rewardlab.types import Candidate, Problem, Sampling
 
@@ -90,22 +90,18 @@ def test_smollm2_judges_gsm8k_solutions() -> None:
         ),
         GenerativeVerifier(
             policy,
-            YesNoFormat(fmt),
-            sampling=greedy,
-            ledger=ledger,
-            verdict="p_yes_norm",
-            name="yes-no-p",
-        ),
-        GenerativeVerifier(
-            policy,
             GRMFormat(fmt),
             n_verifications=2,
-            sampling=sampled,
+            sampling=replace(sampled, max_new_tokens=64),
             ledger=ledger,
             name="grm-k2",
         ),
         GenerativeVerifier(
-            policy, CodeCheckFormat(fmt), sampling=greedy, ledger=ledger, name="codecheck"
+            policy,
+            CodeCheckFormat(fmt),
+            sampling=replace(greedy, max_new_tokens=48),
+            ledger=ledger,
+            name="codecheck",
         ),
     ]
     for v in verifiers:
@@ -116,10 +112,11 @@ def test_smollm2_judges_gsm8k_solutions() -> None:
                 assert s.info["reason"]
             else:
                 assert 0.0 <= s.value <= 1.0
+        # the ledger holds what was spent; equal finishing prompts run once, so it can be
+        # below the per-candidate sums, never above
         spent = ledger.totals(v.name)
-        assert spent.prompt_tokens == sum(s.info["verify_prompt_tokens"] for s in scores)
-        assert spent.generated_tokens == sum(s.info["verify_generated_tokens"] for s in scores)
-        assert spent.generated_tokens > 0
+        assert 0 < spent.prompt_tokens <= sum(s.info["verify_prompt_tokens"] for s in scores)
+        assert 0 < spent.generated_tokens <= sum(s.info["verify_generated_tokens"] for s in scores)
         values = np.array([np.nan if s.value is None else s.value for s in scores])
         read = ~np.isnan(values)
         hit = np.mean((values[read] >= 0.5) == truth[read]) if read.any() else float("nan")

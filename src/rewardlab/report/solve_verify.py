@@ -109,15 +109,15 @@ def solve_verify_markdown(study: dict[str, Any], command: str = "") -> str:
     multiple = m["multiple"]
     parts += [
         "",
-        f"Self-consistency peaks at {m['sc_peak']:.3f} (first at C = {m['sc_budget']:.3g}). ",
-        "GenRM first reaches that accuracy at C = "
+        f"Self-consistency peaks at {m['sc_peak']:.3f} (first at C = {m['sc_budget']:.3g}). "
         + (
-            f"{m['genrm_budget']:.3g}, **{multiple:.2f}× the compute**"
+            f"GenRM first reaches that accuracy at C = {m['genrm_budget']:.3g}, "
+            f"**{multiple:.2f}× the compute**"
             if multiple is not None
-            else "no budget measured (it never does on this pool)"
+            else "GenRM never reaches that accuracy on this pool (at any measured budget)"
         )
-        + "; its frontier first beats SC at the same budget at C = "
-        + (f"{m['crossover']:.3g}." if m["crossover"] is not None else "no budget measured.")
+        + "; its frontier first beats SC at the same budget "
+        + (f"at C = {m['crossover']:.3g}." if m["crossover"] is not None else "nowhere measured.")
         + " (Singhi et al. 2025 report that GenRM first matches SC at up to 8× the compute.)",
         "",
         "## Optimal S and V against C (power-law fits, 95% bootstrap CI over problems)",

@@ -306,8 +306,8 @@ class GenerativeVerifier:
         run out of tokens mid-check; their verdict is then read, not dropped. The extra
         tokens are the candidate's cost like any other."""
         cue = str(getattr(self.fmt, "finish_cue", "") or "")
-        if not cue or isinstance(self.fmt, ProbeFormat):
-            return chains, judged
+        if not cue or isinstance(self.fmt, ProbeFormat) or self.verdict != "parse":
+            return chains, judged  # (a probability verdict is read after the chain anyway)
         todo = [
             (i, k) for i, js in enumerate(judged) for k, j in enumerate(js) if j.verdict is None
         ]
