@@ -49,6 +49,7 @@ def files(tmp_path: Path) -> Path:
 
 
 EVAL_PB = ["eval", "process", "--data", "{in}/pb.json", "--out", "{out}"]
+EVAL_OVEROPT = ["eval", "overopt", "--data", "{in}/pb.json", "--out", "{out}"]
 
 # (args, exit code, words the one-line message must hold); {in} = the bad-input folder,
 # {out} = where an output would go (must not exist afterwards).
@@ -59,6 +60,12 @@ CASES: list[tuple[list[str], int, str]] = [
     (["scale", "--strategies", "bon:logprb"], 2, "did you mean 'logprob'"),
     (["scale", "--strategies", "bon:prm:median"], 2, "unknown aggregate 'median'"),
     (["scale", "--strategies", "maj,maj"], 2, "strategies named twice"),
+    # scale: online search strategies (checked before sampling, like the offline ones)
+    (["scale", "--strategies", "beam"], 2, "needs a reward"),
+    (["scale", "--strategies", "beam:prm:0"], 2, "must be >= 1"),
+    (["scale", "--strategies", "beam:nosuch:4"], 2, "unknown reward 'nosuch'"),
+    (["scale", "--strategies", "mcts:prm@rule=other"], 2, "value_rule"),
+    (["scale", "--strategies", "dvts:prm:4@alpha=1"], 2, "unknown option"),
     (["scale", "--rewards", "logprb"], 2, "did you mean 'logprob'"),
     (["scale", "--rewards", "logprob,logprob"], 2, "named twice"),
     (["scale", "--rewards", "exact:q"], 2, "is not key=value"),
@@ -90,6 +97,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["scale", "--resume", "{in}/noconfig"], 2, "not a `rewardlab scale` run"),
     (["scale", "--pool", "{in}/empty.jsonl"], 2, "is empty"),
     (["scale", "--pool", "{in}/missing.jsonl"], 2, "does not exist"),
+    (["scale", "--pool", "{in}/bytes.jsonl"], 2, "bytes.jsonl:1: not UTF-8"),
+    (["scale", "--pool", "{in}/deep.jsonl"], 2, "deep.jsonl:1: JSON nested too deeply"),
     # sample / label / train
     (["sample", "--out", "{out}", "--task", "gsm8k"], 2, "unknown task"),
     (["sample", "--out", "{out}", "--policy", "nope"], 2, "is neither a built-in name"),
@@ -153,6 +162,21 @@ CASES: list[tuple[list[str], int, str]] = [
         ["eval", "pairwise", "--reward", "orm", "--data", "{in}/missing.jsonl", "--out", "{out}"],
         2,
         "does not exist",
+    ),
+    (
+        ["eval", "bon", "--reward", "orn", "--data", "{in}/pb.json", "--out", "{out}"],
+        2,
+        "did you mean 'orm'",
+    ),
+    (
+        [*EVAL_OVEROPT, "--reward", "ensemble:avg:orm,prm"],
+        2,
+        "unknown ensemble aggregation 'avg'",
+    ),
+    (
+        ["eval", "distance", "--reward", "orm", "--data", "{in}/pb.json", "--out", "{out}"],
+        2,
+        "exactly two SPECs",
     ),
     (["nosuch"], 2, "No such command"),
 ]

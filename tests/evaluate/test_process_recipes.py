@@ -149,3 +149,35 @@ def test_a_plain_directory_without_a_recipe_says_how(prm_dir: Path, tmp_path: Pa
     args = ["eval", "process", "--data", str(EXCERPT), "--reward", str(prm_dir)]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "name its recipe" in result.output
+
+
+def test_math_shepherd_recipe_reads_plus_against_minus_at_each_tag(tmp_path: Path) -> None:
+    """The preset's step score is softmax(logit[-], logit[+])[+] at each ``ки`` after a step,
+    computed by hand on a causal LM saved without rewardlab.json."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardlab.types import Candidate, Problem
+
+    base = build_tiny_llama(tmp_path / "base", TinyLlamaSpec(train_steps=0))
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.add_special_tokens({"additional_special_tokens": ["ки"]})
+    model = AutoModelForCausalLM.from_pretrained(base)
+    model.resize_token_embeddings(len(tok))
+    out = tmp_path / "shepherd"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    reward = load_hf_reward(out, "math-shepherd", device="cpu")
+    p = Problem("p", "What is 2+3?", "5", "t")
+    steps = ("Step 1: 2+3=5.", "The answer is: 5")
+    got = reward.score_steps([p], [Candidate("p", "\n".join(steps), steps, "5")])[0]
+    tag = tok.convert_tokens_to_ids("ки")
+    plus, minus = (tok(t, add_special_tokens=False)["input_ids"] for t in ("+", "-"))
+    assert len(plus) == len(minus) == 1
+    ids = tok(f"{p.question} ")["input_ids"]
+    for s in steps:
+        ids += tok(s, add_special_tokens=False)["input_ids"] + [tag]
+    with torch.no_grad():
+        logits = reward.model(torch.tensor([ids])).logits[0]
+    where = [i for i, t in enumerate(ids) if t == tag]
+    want = logits[where][:, [minus[0], plus[0]]].softmax(-1)[:, 1].numpy()
+    np.testing.assert_allclose(got.steps, want, rtol=1e-5)

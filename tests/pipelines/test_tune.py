@@ -136,6 +136,8 @@ def test_online_results_enter_the_table(run_dir: Path, tmp_path: Path) -> None:
     result, _ = run_tune(TuneConfig(run, n_boot=20))
     assert f"beam[{VERIFIER}:4]" in result["configs"]
     assert "beam[prm:4]" not in result["configs"]
+    offline_only, _ = run_tune(TuneConfig(run, n_boot=20, use_online=False))
+    assert not any(c.startswith("beam") for c in offline_only["configs"])
     online = read_online(run / "online.jsonl", ids)
     assert online.acc[(f"beam[{VERIFIER}:4]", 4, ids[0])] == 0.5
     assert online.flops[(f"beam[{VERIFIER}:4]", 4, ids[0])] == 2e6
@@ -252,3 +254,8 @@ def test_config_name_round_trips(strategy: str, t: float, p: float) -> None:
     got = parse_config(name)
     assert got[0] == strategy
     assert got[1] == pytest.approx(t, rel=1e-5) and got[2] == pytest.approx(max(p, 0.001), rel=1e-5)
+
+
+def test_online_names_in_the_summary_are_not_offline_configs() -> None:
+    summary = {"strategies": ["maj", "bon[prm:last]", "beam[oracle-prm:q=0.8:4]", "pass"]}
+    assert [s.name for s in offline_strategies(summary, ())] == ["maj", "bon[prm:last]"]

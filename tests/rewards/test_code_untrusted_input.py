@@ -97,6 +97,8 @@ def test_loads_json_refuses_deep_and_large_before_parsing() -> None:
     with pytest.raises(UntrustedInputError, match="unreadable"):
         loads_json("{")
     assert loads_json('{"a": [1, 2]}') == {"a": [1, 2]}
+    for text in (b'["' + b"a" * (1 << 20) + b'"]', b'"' + b"a\\" * (1 << 19)):  # long, unclosed
+        timed(lambda text=text: json_depth(text), 0.5)
 
 
 @given(st.recursive(st.none() | st.integers() | st.text(), lambda c: st.lists(c, max_size=3)))

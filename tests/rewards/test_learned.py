@@ -100,7 +100,8 @@ def test_cli_train_writes_checkpoint_log_plot_and_report(
 ) -> None:
     from rewardlab.cli.train_rm import OBJECTIVES, objective_fn, train
 
-    assert set(OBJECTIVES) >= {"orm", "prm", "ovm", "implicit"}
+    assert set(OBJECTIVES) >= {"orm", "prm", "ovm", "implicit-prm"}  # named as the rewards
+    assert objective_fn("implicit") is objective_fn("implicit-prm")  # the old name still works
     out = tmp_path / "cli_orm"
     train(
         objective="orm",

@@ -14,12 +14,48 @@ from pathlib import Path
 
 import pytest
 
+import rewardlab.sandbox.runner as _runner
+import rewardlab.sandbox.zygote as _zygote
 from rewardlab.sandbox import Limits, Program, RunResult, SandboxConfig, detect, run
-from rewardlab.sandbox.runner import TEMP_PREFIX
-from rewardlab.sandbox.slots import MAX_SLOTS
+from rewardlab.sandbox.slots import MAX_SLOTS, lock_dir
 
 UID_BASE = SandboxConfig().uid_base
 STRONG = ("restricted", "isolated")
+# The machine is shared: other test sessions run sandboxes at the same time, with the same uid
+# range and cgroup names (slots keep them apart). The leftover checks look at this session's
+# runs only: temporary directories carry this process's id, and processes / cgroups of a slot
+# whose lock another process holds right now are that process's.
+TEMP_PREFIX = f"{_runner.TEMP_PREFIX}{os.getpid()}-"
+_runner.TEMP_PREFIX = _zygote.TEMP_PREFIX = TEMP_PREFIX
+
+
+def foreign_slots() -> set[int]:
+    """Slots whose ``flock`` another process holds now (``/proc/locks``)."""
+    directory = lock_dir()
+    by_inode: dict[tuple[int, int, int], int] = {}
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return set()
+    for name in names:
+        if name.startswith("slot-") and name.endswith(".lock"):
+            try:
+                st = os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
+            key = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+            by_inode[key] = int(name[5:-5])
+    held: set[int] = set()
+    with open("/proc/locks") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 6 or parts[1] != "FLOCK":
+                continue  # POSIX locks, and waiters ("->"), are not slot holders
+            major, minor, inode = parts[5].split(":")
+            slot = by_inode.get((int(major, 16), int(minor, 16), int(inode)))
+            if slot is not None and int(parts[4]) != os.getpid():
+                held.add(slot)
+    return held
 
 
 def available(level: str) -> bool:
@@ -58,9 +94,10 @@ def go(
     return run(Program(source, stdin=stdin, files=files or {}, argv=argv), config)
 
 
-def sandbox_processes() -> list[int]:
-    """Live processes running as any of the sandbox's dedicated uids."""
-    out = []
+def sandbox_processes(include_foreign: bool = False) -> list[int]:
+    """Live processes running as a sandbox uid whose slot no other process holds (or any
+    sandbox uid with ``include_foreign``)."""
+    out: list[tuple[int, int]] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -70,11 +107,14 @@ def sandbox_processes() -> list[int]:
                     if line.startswith("Uid:"):
                         uid = int(line.split()[1])
                         if UID_BASE <= uid < UID_BASE + MAX_SLOTS:
-                            out.append(int(entry))
+                            out.append((int(entry), uid - UID_BASE))
                         break
         except OSError:
             continue
-    return out
+    if not out:
+        return []
+    foreign = set() if include_foreign else foreign_slots()
+    return [pid for pid, slot in out if slot not in foreign]
 
 
 def leftover_dirs() -> list[str]:
@@ -85,7 +125,10 @@ def leftover_cgroups() -> list[str]:
     hits: list[str] = []
     for base in detect().cgroups.bases.values():
         hits += glob.glob(os.path.join(base, "rewardlab-sandbox-*"))
-    return hits
+    if not hits:
+        return []
+    foreign = {f"rewardlab-sandbox-{slot}" for slot in foreign_slots()}
+    return [h for h in hits if os.path.basename(h) not in foreign]
 
 
 def assert_clean() -> None:

@@ -158,3 +158,13 @@ def test_disk_fill_with_many_small_files_stops_at_the_quota(level: str) -> None:
     assert r.verdict in ("error", "memory"), r.summary()
     assert int(lines[-1]) <= 8, r.stdout
     assert "stopped" in lines, r.stdout
+
+
+def test_basic_level_has_no_total_disk_quota() -> None:
+    """What ``docs/sandbox.md`` says ``basic`` does not guarantee: files under the per-file
+    limit add up past ``disk_mb`` (its work dir is a plain directory on the host's disk)."""
+    src = (
+        "for i in range(3):\n    open(f'part{i}', 'wb').write(b'x' * 2**20)\nprint('wrote 3 MiB')\n"
+    )
+    r = timed(src, "basic", disk_mb=1, file_size_mb=2)
+    assert r.verdict == "ok" and r.stdout == b"wrote 3 MiB\n", r.summary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -289,6 +290,9 @@ def test_codec_rejects_non_builtin(value: object) -> None:
         {"a": 1},
         {"$": "set", "v": [[1]]},
         {"$": "float", "v": 1},
+        {"$": "int", "v": "xyz"},
+        {"$": "int", "v": "f" * 20_000},
+        {"$": "int", "v": 12},
     ],
 )
 def test_codec_rejects_malformed(data: object) -> None:
@@ -299,3 +303,13 @@ def test_codec_rejects_malformed(data: object) -> None:
 def test_codec_special_floats() -> None:
     assert math.isnan(decode(encode(math.nan)))
     assert decode(encode([math.inf, -math.inf])) == [math.inf, -math.inf]
+
+
+def test_big_integers_cross_the_boundary() -> None:
+    """Beyond CPython's 4,300-digit decimal limit (json could neither print nor read them)."""
+    big = math.factorial(2000)  # 5,736 digits
+    assert decode(json.loads(json.dumps(encode(-big)))) == -big
+    sol = "import math\ndef f(n):\n    return math.factorial(n)\n"
+    r = judge(sol, [CallTest("f(2000)", big), CallTest("f(2001)", big)], entry_point="f")
+    assert [o.status for o in r.outcomes] == ["pass", "fail"], r.outcomes
+    assert "too large to print" in r.outcomes[1].detail

@@ -120,6 +120,7 @@ def test_missing_interpreter_is_sandbox_failure() -> None:
         ({"memory_mb": 8}, "memory_mb"),
         ({"open_files": 4}, "open_files"),
         ({"output_kb": -1}, "output_kb"),
+        ({"disk_mb": 0}, "no cap"),  # tmpfs would read size=0 as unlimited
     ],
 )
 def test_limits_validate(kwargs: dict[str, float], message: str) -> None:

@@ -22,7 +22,16 @@ import pytest
 from rewardlab.sandbox import Limits, Program, RunResult, SandboxConfig, SandboxPool, detect
 from rewardlab.sandbox.zygote import LAYER, ZygotePool
 
-from .conftest import CAP, PROJECT, assert_clean, needs_isolated, sandbox_processes
+from .conftest import (
+    CAP,
+    PROJECT,
+    TEMP_PREFIX,
+    assert_clean,
+    leftover_cgroups,
+    leftover_dirs,
+    needs_isolated,
+    sandbox_processes,
+)
 from .test_attacks_hardening import EXEC_PROBES, IPC_READER, IPC_WRITER, _loader
 
 pytestmark = needs_isolated
@@ -213,6 +222,8 @@ def test_parent_death_takes_the_workers_down() -> None:
     code = (
         "import sys, threading\n"
         "from rewardlab.sandbox import SandboxConfig, Limits\n"
+        "import rewardlab.sandbox.zygote as z\n"
+        f"z.TEMP_PREFIX = {TEMP_PREFIX!r}\n"  # this session's, so the check below sees it
         "from rewardlab.sandbox.zygote import ZygotePool\n"
         "pool = ZygotePool(SandboxConfig(limits=Limits(wall_s=30), level='isolated'), 1)\n"
         "pool.run('print(0)')\n"
@@ -224,7 +235,7 @@ def test_parent_death_takes_the_workers_down() -> None:
     assert proc.stdout is not None
     zygote_pid = int(proc.stdout.readline())
     time.sleep(0.5)
-    assert sandbox_processes(), "the sleeping execution should be running"
+    assert sandbox_processes(include_foreign=True), "the sleeping execution should be running"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 5
@@ -236,8 +247,6 @@ def test_parent_death_takes_the_workers_down() -> None:
     assert not os.path.exists(f"/proc/{zygote_pid}")
     # the dead parent's temporary directory and cgroups are not collected (as for run());
     # the next use of the slot recycles the cgroup, the directory is empty
-    from .conftest import leftover_cgroups, leftover_dirs
-
     for d in leftover_dirs():
         os.rmdir(os.path.join(d, "root"))
         os.rmdir(d)

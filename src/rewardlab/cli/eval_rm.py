@@ -72,6 +72,27 @@ BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap replic
 SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
 
 
+def check_spec(spec: str) -> None:
+    """Check a SPEC without loading anything (a usage error, exit 2, when it names nothing)."""
+    from rewardlab.cli.errors import usage_errors
+    from rewardlab.rewards.registry import check_reward
+
+    with usage_errors():
+        if spec.startswith("ensemble:"):
+            from rewardlab.rewards.ensemble import AGGREGATES
+
+            _, agg, dirs = [*spec.split(":", 2), "", ""][:3]
+            if agg not in AGGREGATES:
+                raise ValueError(f"{spec!r}: unknown ensemble aggregation {agg!r}; {AGGREGATES}")
+            members = [d for d in dirs.split(",") if d]
+            if not members:
+                raise ValueError(f"{spec!r}: no members (ensemble:AGG:DIR1,DIR2,...)")
+            for d in members:
+                check_reward(d)
+        else:
+            check_reward(spec)
+
+
 def load_spec(spec: str) -> Any:
     """A reward from a SPEC: ``ensemble:AGG:DIR,DIR``, a registry name or a checkpoint dir."""
     from rewardlab.rewards.registry import load_reward
@@ -119,6 +140,7 @@ def pairwise(
     seed: SeedOpt = 0,
 ) -> None:
     """Pairwise accuracy (RewardBench v1 sections), longer-response baseline, length corr."""
+    check_spec(reward)
     from rewardlab.evaluate.reward_eval import evaluate_pairwise
 
     _finish(
@@ -132,6 +154,7 @@ def bon(
     reward: RewardOpt, data: BonData, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
 ) -> None:
     """Best-of-4 accuracy in RewardBench v2 format (ties share credit; Ties subset scored)."""
+    check_spec(reward)
     from rewardlab.evaluate.reward_eval import evaluate_bon
 
     _finish(evaluate_bon(load_spec(reward), data, n_boot=n_boot, seed=seed), out, "bon")
@@ -141,6 +164,7 @@ def one_to_many(
     reward: RewardOpt, data: OneToManyData, out: OutOpt, n_boot: BootOpt = 1000, seed: SeedOpt = 0
 ) -> None:
     """RewardMATH one-to-many: accuracy (correct above all wrong) and MRR."""
+    check_spec(reward)
     from rewardlab.evaluate.reward_eval import evaluate_one_to_many
 
     _finish(
@@ -162,6 +186,8 @@ def overopt(
     seed: SeedOpt = 0,
 ) -> None:
     """Gold reward of best-of-N by each proxy against KL_BoN = log N − (N−1)/N."""
+    for spec in [*_split_specs(reward), *([gold] if gold else [])]:
+        check_spec(spec)
     from rewardlab.evaluate.reward_eval_pool import evaluate_overopt
 
     proxies = {}
@@ -190,6 +216,8 @@ def distance(
     specs = _split_specs(reward)
     if len(specs) != 2:
         raise typer.BadParameter(f"--reward needs exactly two SPECs A,B; got {specs}")
+    for spec in specs:
+        check_spec(spec)
     _finish(
         evaluate_distance(load_spec(specs[0]), load_spec(specs[1]), data, n_boot=n_boot, seed=seed),
         out,

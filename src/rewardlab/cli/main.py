@@ -21,6 +21,7 @@ from rewardlab.cli import train_policy as train_policy_cmd
 from rewardlab.cli import train_pref as train_pref_cmd
 from rewardlab.cli import train_rm as train_rm_cmd
 from rewardlab.cli import tune as tune_cmd
+from rewardlab.cli import verify as verify_cmd
 from rewardlab.cli.errors import DEBUG_ENV, ErrorGroup
 from rewardlab.cli.runtime import THREADS_HELP
 
@@ -51,6 +52,7 @@ app.command("scale", help=scale_cmd.HELP)(scale_cmd.scale)
 app.command("label", help=label_cmd.HELP)(label_cmd.label)
 app.command("tune", help=tune_cmd.HELP)(tune_cmd.tune)
 app.command("solve", help=solve_cmd.HELP)(solve_cmd.solve)
+app.command("verify", help=verify_cmd.HELP)(verify_cmd.verify)
 app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
 app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
     train_pref_cmd.train_preference

@@ -53,7 +53,7 @@ def run_command(
     memory_mb: Annotated[int, typer.Option(help="address space per process, MiB")] = 512,
     processes: Annotated[int, typer.Option(help="processes + threads")] = 32,
     output_kb: Annotated[int, typer.Option(help="bytes kept per stream, KiB")] = 1024,
-    disk_mb: Annotated[int, typer.Option(help="size of /work (isolated level), MiB")] = 64,
+    disk_mb: Annotated[int, typer.Option(help="work dir size (restricted, isolated), MiB")] = 64,
 ) -> None:
     """Run FILE in the sandbox; print the result as JSON and a summary."""
     config = SandboxConfig(

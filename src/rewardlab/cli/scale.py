@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -116,7 +117,10 @@ def scale(
         None, min=1, help="Largest budget N for online strategies.", show_default="16"
     ),
     online_problems: int | None = typer.Option(
-        None, min=1, help="Run online strategies on the first K problems only.", show_default="all"
+        None,
+        min=1,
+        help="Run online strategies on K problems spread evenly over the difficulties.",
+        show_default="all",
     ),
     seed: int | None = typer.Option(
         None, help="Seed for problems, sampling, resampling.", show_default="0"
@@ -140,6 +144,11 @@ def scale(
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP, show_default=False),
     quick: bool = typer.Option(False, help="Smoke test: 16 problems x 8, under a minute."),
     runs_dir: Path = typer.Option(Path("runs"), help="Parent directory of runs."),
+    solve_verify: str | None = typer.Option(
+        None,
+        help="Also compare self-consistency with this generative verifier at every (S, V) "
+        "split of a fixed budget (e.g. recompute:V=8): solve_verify.{md,png,csv,json}.",
+    ),
 ) -> None:
     from rewardlab.cli.errors import exit_code_of, usage_errors
     from rewardlab.cli.sample import parse_range
@@ -188,7 +197,7 @@ def scale(
         )
     tracker = Tracker(_progress_factory())
     try:
-        _run_and_report(cfg, out, tracker)
+        _run_and_report(cfg, out, tracker, solve_verify)
     except KeyboardInterrupt as e:
         how = "SIGTERM" if exit_code_of(e) == 143 else "Ctrl-C"
         typer.echo(
@@ -207,13 +216,24 @@ def _progress_factory() -> Callable[[str, int], object]:
     return progress_bar
 
 
-def _run_and_report(cfg: object, out: Path, progress: Tracker) -> None:
+def _run_and_report(cfg: Any, out: Path, progress: Tracker, solve_verify: object = None) -> None:
     from rewardlab.pipelines.scale_job import run_scale
     from rewardlab.report.scaling import markdown_table, write_report
 
-    result = run_scale(cfg, out, progress=progress)  # type: ignore[arg-type]
+    result = run_scale(cfg, out, progress=progress)
     c = result["summary"]["config"]
     title = f"rewardlab scale — {c['task'] if not c['pool_file'] else c['pool_file']}"
     paths = write_report(result, out, title)
     typer.echo(markdown_table(result["rows"]))
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if isinstance(solve_verify, str):  # (demo() calls this function with its defaults)
+        import sys
+
+        from rewardlab.pipelines.solve_verify import run_solve_verify
+        from rewardlab.report.solve_verify import write_solve_verify
+
+        study = run_solve_verify(out, solve_verify, progress=progress, seed=cfg.seed)
+        command = "rewardlab " + " ".join(sys.argv[1:])
+        sv_paths = write_solve_verify(study, out, command)
+        typer.echo(sv_paths["report"].read_text())
+        typer.echo(f"wrote {', '.join(str(p) for p in sv_paths.values())}")

@@ -48,6 +48,9 @@ def tune(
     mix_verifiers: bool = typer.Option(
         False, help="Let configs reading other rewards compete too (default: the verifier's)."
     ),
+    online: bool = typer.Option(
+        True, help="Read runs/NAME/online.jsonl when present (--no-online: offline configs)."
+    ),
     probe_n: int = typer.Option(4, min=1, help="Samples `solve` scores to predict the bin."),
     n_boot: int = typer.Option(1000, min=10, help="Bootstrap replicates for the CIs."),
     seed: int = typer.Option(0, help="Seed of the folds, resampling and bootstrap."),
@@ -66,6 +69,7 @@ def tune(
         top_ps=_floats(top_p, "--top-p"),
         match=match,
         mix_verifiers=mix_verifiers,
+        use_online=online,
         probe_n=probe_n,
         n_boot=n_boot,
         seed=seed,

@@ -66,7 +66,7 @@ class ScaleConfig:
     pool_file: str | None = None
     policy_params: int | None = None  # for imported pools: FLOPs = 2 * params * tokens
     online_n_max: int = 16  # online strategies run at N = 1, 2, 4 ... online_n_max
-    online_problems: int | None = None  # online strategies on the first K problems (None: all)
+    online_problems: int | None = None  # online strategies on K problems spread over the list
     step_tokens: int = 48  # token limit of one step in online search
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -107,7 +107,15 @@ class ScaleConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> ScaleConfig:
         """A smoke-test run (under a minute on 2 cores)."""
-        base = {"problems": 16, "n_max": 8, "difficulty": (1, 4), "n_resamples": 50, "n_boot": 200}
+        base = {
+            "problems": 16,
+            "n_max": 8,
+            "difficulty": (1, 4),
+            "n_resamples": 50,
+            "n_boot": 200,
+            "online_n_max": 4,
+            "online_problems": 8,
+        }
         return cls(**{**base, **overrides})
 
 
@@ -268,14 +276,14 @@ def check_task_spec(task: str, difficulty: tuple[int, int] = (1, 8)) -> None:
 
 
 def check_pool_file(path: Path) -> None:
-    """An imported pool file exists and has at least one candidate."""
+    """An imported pool file exists, is not empty, and every line is a JSON object (the
+    fields are checked when it is imported)."""
+    from rewardlab.tasks.jsonl import read_jsonl
+
     if not path.is_file():
         raise FileNotFoundError(f"pool file {path} does not exist")
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 16):
-            if block.strip():
-                return
-    raise ValueError(f"pool file {path} is empty: expected JSONL, one problem per line")
+    if not any(True for _ in read_jsonl(path)):
+        raise ValueError(f"pool file {path} is empty: expected JSONL, one problem per line")
 
 
 def check_policy(spec: str) -> None:
@@ -566,7 +574,10 @@ def _run(
         (steps if is_step else outcome)[reward.name] = scores
         params = int(getattr(reward, "params", 0))
         costs[reward.name] = VerifierCost(
-            params, (prompt_tok + gen_tok) if params else np.zeros_like(prompt_tok)
+            params,
+            verification_tokens(scores, prompt_tok + gen_tok)
+            if params
+            else np.zeros_like(prompt_tok),
         )
     with timer.stage("curves"):
         arrays = build_arrays(loaded.problems, loaded.pool, loaded.task, outcome, steps)
@@ -648,7 +659,7 @@ def _run_online_specs(
     from rewardlab.rewards.registry import load_reward
     from rewardlab.search.online import parse_online
 
-    problems = loaded.problems[: cfg.online_problems] if cfg.online_problems else loaded.problems
+    problems = spread(loaded.problems, cfg.online_problems)
     settings = OnlineSettings(
         n_max=cfg.online_n_max,
         step_tokens=cfg.step_tokens,
@@ -673,6 +684,18 @@ def _run_online_specs(
         rows += online_rows(problems, by_n, reward.name, n_boot=cfg.n_boot, seed=cfg.seed)
         records += result_records(problems, by_n)
     return rows, records
+
+
+def spread(problems: Sequence[Problem], k: int | None) -> list[Problem]:
+    """``k`` problems spread evenly over the list (all of them when ``k`` is None or larger):
+    the study's problems are sorted by difficulty, so the first ``k`` would be the easiest.
+
+    >>> [p.id for p in spread([Problem(str(i), "", "") for i in range(8)], 3)]
+    ['0', '2', '5']
+    """
+    if k is None or k >= len(problems):
+        return list(problems)
+    return [problems[(i * len(problems)) // k] for i in range(k)]
 
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
@@ -804,6 +827,21 @@ def write_pool_exports(
         ptmp = out / "pool.parquet.tmp"
         pq.write_table(pa.Table.from_pylist(records), ptmp)
         ptmp.replace(out / "pool.parquet")
+
+
+VERIFY_TOKEN_KEYS = ("verify_prompt_tokens", "verify_generated_tokens", "verify_scored_tokens")
+
+
+def verification_tokens(scores: Sequence[Sequence[Score]], default: np.ndarray) -> np.ndarray:
+    """Tokens a verifier spent per candidate, int [P, N]: the sum of ``Score.info``'s
+    ``verify_*_tokens`` where the reward reports them (generative verifiers: every chain it
+    wrote and read), else ``default`` (a classifier reads the prompt and the solution once)."""
+    if not any(k in s.info for row in scores for s in row for k in VERIFY_TOKEN_KEYS):
+        return default
+    return np.array(
+        [[sum(int(s.info.get(k, 0)) for k in VERIFY_TOKEN_KEYS) for s in row] for row in scores],
+        dtype=np.int64,
+    )
 
 
 def _signed(arrays: Any) -> list[str]:

@@ -96,6 +96,7 @@ class TuneConfig:
     ``mix_verifiers``: also consider configs that read another reward than ``verifier`` (by
     default only the verifier's configs and majority vote compete, as in Snell et al.: one PRM,
     several ways to spend it; mixing lets a cheaper or free reward win on cost alone);
+    ``use_online``: read ``online.jsonl`` when present (False: offline configs only);
     ``temperatures`` / ``top_ps``: extra pools, one per combination other than the run's own.
     """
 
@@ -107,6 +108,7 @@ class TuneConfig:
     top_ps: tuple[float, ...] = ()
     match: str = "flops"
     mix_verifiers: bool = False
+    use_online: bool = True
     n_bins: int = 5
     probe_n: int = 4
     n_boot: int = 1000
@@ -413,9 +415,13 @@ def offline_strategies(
     """The selectors to consider: ``names`` or every selector of the run (pass@k has no
     ``choose``: it needs the answer key, so it is never a config); with ``verifier``, only
     those that read it or no reward (majority vote)."""
+    from rewardlab.search.online import KINDS
+
     chosen = list(names) or list(summary.get("strategies", []))
     out: list[Selector] = []
     for spec in chosen:
+        if re.split(r"[\[:]", spec, maxsplit=1)[0].strip() in KINDS:
+            continue  # an online strategy: its results come from online.jsonl
         s = parse_strategy(spec)
         if not isinstance(s, Selector):
             if names:
@@ -548,7 +554,7 @@ def run_tune(
     strategies = offline_strategies(loaded.summary, cfg.strategies, only)
     online_path = cfg.run / ONLINE_FILE
     ids = [p.id for p in loaded.problems]
-    online = read_online(online_path, ids) if online_path.exists() else None
+    online = read_online(online_path, ids) if online_path.exists() and cfg.use_online else None
     specs = online_specs(loaded.summary)
     known = [*base.arrays.scores, *base.arrays.step_scores]
     reads_map = online_reward_names(specs, known) if online else {}

@@ -132,13 +132,23 @@ def reward_of(strategy: str) -> str | None:
     return strategy.split("[", 1)[1].rstrip("]").split(":", 1)[0]
 
 
+def series_reward(name: str, pts: Sequence[dict[str, Any]]) -> str | None:
+    """The reward of a series: its rows' ``reward`` column without the aggregation (online
+    strategies name their reward by spec, ``beam[oracle-prm:q=0.9:4]``, while the column holds
+    the reward's name, ``oracle-prm-q0.9``), else parsed from the strategy name."""
+    column = str(pts[0].get("reward", "")) if pts else ""
+    if column and column != "-":
+        return column.split(":", 1)[0]
+    return reward_of(name)
+
+
 def overview(series: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """The oracle, majority vote and, per reward, its strategy with the best accuracy at the
     largest n (ties: the first by name): one line per idea instead of one per variant."""
-    keep = {k: v for k, v in series.items() if reward_of(k) is None}
+    keep = {k: v for k, v in series.items() if series_reward(k, v) is None}
     best: dict[str, tuple[float, str]] = {}
     for name, pts in sorted(series.items()):
-        reward = reward_of(name)
+        reward = series_reward(name, pts)
         if reward is None or not pts:
             continue
         final = float(pts[-1]["accuracy"])
@@ -164,14 +174,15 @@ def scaling_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
     xk = x_key(rows)
     series = _series(rows, "all")
     styles = line_styles(list(series))
-    rewards = sorted({r for r in map(reward_of, series) if r is not None})
+    owner = {k: series_reward(k, v) for k, v in series.items()}
+    rewards = sorted({r for r in owner.values() if r is not None})
     if len(series) <= MAX_LINES or len(rewards) < 2:
         panels = [(title, series)]
     else:
-        base = {k: v for k, v in series.items() if reward_of(k) is None}
+        base = {k: v for k, v in series.items() if owner[k] is None}
         panels = [(f"{title}: best per reward (at the largest N)", overview(series))]
         for reward in rewards:
-            mine = {k: v for k, v in series.items() if reward_of(k) == reward}
+            mine = {k: v for k, v in series.items() if owner[k] == reward}
             panels.append((f"reward {reward}: every strategy", {**base, **mine}))
     cols = 1 if len(panels) == 1 else 2
     nrows = (len(panels) + cols - 1) // cols

@@ -30,6 +30,11 @@ REWARDS: dict[str, str] = {
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
     "oracle-prm": "rewardlab.rewards.oracle:OraclePRM",
     "oracle-orm": "rewardlab.rewards.oracle:OracleORM",
+    "recompute": "rewardlab.rewards.recompute:load_recompute",
+    "codecheck": "rewardlab.rewards.codecheck:load_codecheck",
+    "judge-yes-no": "rewardlab.rewards.judges:load_yes_no_judge",
+    "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
+    "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
 }
 
 
@@ -123,9 +128,9 @@ def check_reward(spec: str) -> tuple[str, ...]:
         ValueError: an unknown name (with a "did you mean"), an argument that is not
             ``key=value``, or an unreadable manifest.
     """
-    name, _ = parse_spec(spec)
+    name, kwargs = parse_spec(spec)
     if name in REWARDS:
-        return tuple(dict.fromkeys((name, spec)))
+        return tuple(dict.fromkeys((str(kwargs.get("name", name)), name, spec)))
     path = Path(spec)
     manifest = path / "rewardlab.json"
     if path.is_dir() and manifest.is_file():

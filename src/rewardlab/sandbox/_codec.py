@@ -20,6 +20,7 @@ from typing import Any
 
 MAX_DEPTH = 64
 MAX_ITEMS = 200_000
+_DECIMAL_BITS = 10_000  # ~3,010 digits: below CPython's int/str conversion limit (4,300)
 
 
 class CodecError(ValueError):
@@ -42,6 +43,8 @@ def _enc(x: Any, depth: int, budget: list[int]) -> Any:
     if t is int:
         if x.bit_length() > 64 * 1024:
             raise CodecError("integer too large to encode")
+        if x.bit_length() > _DECIMAL_BITS:  # json may not print it in decimal (4300 digits)
+            return {"$": "int", "v": format(x, "x")}
         return x
     if t is float:
         return x if math.isfinite(x) else {"$": "float", "v": repr(x)}
@@ -90,6 +93,11 @@ def _dec(d: Any, depth: int) -> Any:
     tag, v = d["$"], d["v"]
     if tag == "float":
         return _float(v)
+    if tag == "int" and type(v) is str and len(v) <= 64 * 1024 // 4 + 1:
+        try:
+            return int(v, 16)  # hexadecimal: no conversion limit, linear
+        except ValueError:
+            raise CodecError("bad int") from None
     if tag == "bytes" and type(v) is str:
         return base64.b64decode(v.encode("ascii"), validate=True)
     if tag == "complex" and type(v) is list and len(v) == 2:

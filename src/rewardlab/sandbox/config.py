@@ -69,9 +69,13 @@ class Limits:
         for name in ("wall_s", "cpu_s", "memory_mb", "processes", "open_files", "cpu_cores"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("file_size_mb", "disk_mb", "output_kb"):
+        for name in ("file_size_mb", "output_kb"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Limits.{name} must be >= 0, got {getattr(self, name)}")
+        if self.disk_mb < 1:  # tmpfs reads size=0 as "no limit"
+            raise ValueError(
+                f"Limits.disk_mb must be >= 1 (0 would mean no cap), got {self.disk_mb}"
+            )
         if self.open_files < 16:
             raise ValueError("Limits.open_files must be >= 16 (the interpreter needs a few)")
         if self.memory_mb < 32:

@@ -167,7 +167,10 @@ def _outcome(test: Test, index: int, rec: dict[str, Any] | None) -> TestOutcome:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past CPython's decimal conversion limit (alone or inside)
+        return f"<{type(value).__name__} too large to print>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

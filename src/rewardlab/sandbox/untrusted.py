@@ -29,8 +29,8 @@ MAX_AST_DEPTH = 200
 MAX_JSON_BYTES = 4 << 20
 MAX_JSON_DEPTH = 100
 
-# a JSON string literal: the two alternatives are disjoint, so matching is linear
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# a JSON string literal; possessive (Python >= 3.11), so linear even when it never closes
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _OPEN_CLOSE = bytes.maketrans(b"[{]}", b"\x01\x01\x02\x02")
 _DELTA = (0, 1, -1)
 

@@ -18,12 +18,13 @@ follow an ``@``: ``beam:prm:4@select=bon``, ``pav:prm:4@alpha=0.5``,
 >>> s, r = parse_online("beam:oracle-prm:q=0.8:4")
 >>> s.name, r
 ('beam[oracle-prm:q=0.8:4]', 'oracle-prm:q=0.8')
->>> parse_online("mcts:prm@rule=rest")[0].value_rule
-'rest'
+>>> parse_online("mcts:prm@rule=rest")[0].name
+'mcts[prm:4@rule=rest]'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import Any
 
@@ -101,6 +102,9 @@ def parse_online(spec: str) -> tuple[Any, str]:
         strategy = _build(kind, reward, number, opts, spec)
     except TypeError as e:
         raise ValueError(f"strategy {spec!r}: {e}") from None
+    if opts:  # options are part of the name: two variants never share a row or a line
+        label = ",".join(f"{k}={opts[k]}" for k in sorted(opts))
+        strategy = dataclasses.replace(strategy, label=label)
     unknown = set(opts) - _KNOWN_OPTIONS[kind]
     if unknown:
         raise ValueError(

@@ -32,6 +32,11 @@ def _key(x: float) -> float:
     return -math.inf if x != x else x
 
 
+def _best(row: Sequence[Partial]) -> Partial:
+    """The highest-scoring partial of a row (ties: the first)."""
+    return row[max(range(len(row)), key=lambda i: (_key(row[i].last_score), -i))]
+
+
 def progress_score(p: Partial, alpha: float) -> float:
     """``Q + α·A`` of a partial's last step: Q its score, A = Q − (previous step's score);
     the first step has A = 0 (PAV's effective reward, Setlur et al. 2024)."""
@@ -88,6 +93,7 @@ class BeamSearch:
     alpha: float = 0.0
     select: str = "wmaj"
     kind: str = "beam"
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -98,7 +104,7 @@ class BeamSearch:
     @property
     def name(self) -> str:
         arg = self.lookahead if self.kind == "lookahead" else self.width
-        return f"{self.kind}[{self.reward}:{arg}]"
+        return f"{self.kind}[{self.reward}:{arg}{'@' + self.label if self.label else ''}]"
 
     def _rank(self, engine: StepExpander, problem: Problem, kids: list[Partial]) -> list[float]:
         if self.lookahead == 0:
@@ -148,11 +154,13 @@ class DiverseVerifierTreeSearch:
     The subtrees start from N/M distinct first steps (sampled from the prompt); each round,
     every open subtree samples M continuations of its current step and keeps the best. A
     subtree ends when its best child finished. Returns the finished leaf of every subtree.
+    Below N = M there is one subtree of width N, so a round never samples more than N rows.
     """
 
     reward: str
     width: int = 4
     select: str = "wmaj"
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -160,11 +168,12 @@ class DiverseVerifierTreeSearch:
 
     @property
     def name(self) -> str:
-        return f"dvts[{self.reward}:{self.width}]"
+        return f"dvts[{self.reward}:{self.width}{'@' + self.label if self.label else ''}]"
 
     def search(self, problem: Problem, engine: StepExpander, n: int) -> SearchResult:
         engine.reset()
-        trees = max(1, n // self.width)
+        width = min(self.width, n)  # below N = M: one subtree of width N (N rows per round)
+        trees = max(1, n // width)
         done: list[Partial] = []
         stopped = ""
         rounds = 0
@@ -176,13 +185,11 @@ class DiverseVerifierTreeSearch:
                 current = [p for p in current if not p.finished]
                 if not current:
                     break
-                rows = engine.expand(problem, current, self.width)
-                current = [
-                    max(row, key=lambda p: (_key(p.last_score), -row.index(p))) for row in rows
-                ]
+                rows = engine.expand(problem, current, width)
+                current = [_best(row) for row in rows]
         except BudgetExhausted as e:
             stopped = str(e)
-        info: dict[str, object] = {"subtrees": trees, "rounds": rounds}
+        info: dict[str, object] = {"subtrees": trees, "width": width, "rounds": rounds}
         if stopped:
             info["budget_stop"] = stopped
         return finish_result(self.name, problem, engine, n, done, trees, self.select, info)

@@ -16,6 +16,17 @@ nothing twice and reaches the same result. Cost is charged for every expansion a
 search *uses*, cached or not, so a resumed search reports the same compute as an uninterrupted
 one (the ledger measures the strategy, not the machine).
 
+What is charged (FLOPs = 2 · params · tokens per model):
+
+- policy: every generated token, plus the prompt once per trajectory (per row sampled from the
+  root). Extending a prefix re-reads nothing: its key/value states are those its own generation
+  left (the ``hf`` backend keeps them in its prefix cache), exactly as a best-of-N sample reads
+  its prompt once and then only generates. So N trajectories cost what N samples of the same
+  length cost, and search pays only for the extra steps it generates.
+- verifier: each distinct prefix it scores, read whole (prompt + solution so far: a PRM
+  re-reads the prefix at every step; no incremental scoring), or a generative verifier's own
+  verification tokens when its scores report them.
+
 Budget. With ``max_flops`` set, the engine refuses (raises :class:`BudgetExhausted`) any call
 whose worst-case cost (every row generating ``max_step_tokens``) would take the ledger past
 the budget; strategies stop and return what they finished. So no search exceeds its budget.
@@ -234,10 +245,13 @@ class StepExpander:
                     ]
         used = [c for text in need for c in got[text]]
         if used:
+            # a trajectory reads the prompt once; continuing a prefix reads nothing again
+            # (its states are cached: the module docstring's accounting)
+            prompt_read = sum(c.prompt_tokens for text in need if not text for c in got[text])
             self.ledger.record(
                 self.policy.name,
                 params=int(self.policy.params),
-                prompt_tokens=sum(c.prompt_tokens for c in used),
+                prompt_tokens=prompt_read,
                 generated_tokens=sum(c.generated_tokens for c in used),
             )
         return got
@@ -359,9 +373,11 @@ class StepExpander:
                     self._label, [(keys[i][0], 0, by_key[keys[i][0]]) for i in order]
                 )
         params = int(getattr(self.reward, "params", 0))
-        read = sum(p.context_tokens for p in partials)
-        extra_gen = sum(int((s.info or {}).get("verify_generated_tokens", 0)) for s in found if s)
-        extra_prompt = sum(int((s.info or {}).get("verify_prompt_tokens", 0)) for s in found if s)
+        distinct = {k[0]: i for i, k in enumerate(keys)}.values()  # one read per distinct prefix
+        read = sum(partials[i].context_tokens for i in distinct)
+        infos = [dict(s.info) for i in distinct if (s := found[i]) is not None]
+        extra_gen = sum(int(info.get("verify_generated_tokens", 0)) for info in infos)
+        extra_prompt = sum(int(info.get("verify_prompt_tokens", 0)) for info in infos)
         self.ledger.record(
             self._verifier,
             params=params,

@@ -116,6 +116,7 @@ class MCTS:
     value_rule: str = "mean"
     select: str = "wmaj"
     check: bool = False
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -125,10 +126,11 @@ class MCTS:
 
     @property
     def name(self) -> str:
-        return f"mcts[{self.reward}:{self.width}]"
+        return f"mcts[{self.reward}:{self.width}{'@' + self.label if self.label else ''}]"
 
     def search(self, problem: Problem, engine: StepExpander, n: int) -> SearchResult:
         engine.reset()
+        width = min(self.width, n)  # below N = M, N children per expansion
         nodes = [Node(Partial(), None)]
         finished: dict[str, Partial] = {}
         stopped = ""
@@ -141,7 +143,7 @@ class MCTS:
                     finished.setdefault(leaf.partial.text, leaf.partial)
                     value = leaf.init_value
                 else:
-                    self._expand(engine, problem, nodes, path[-1])
+                    self._expand(engine, problem, nodes, path[-1], width)
                     for c in nodes[path[-1]].children:
                         if nodes[c].partial.finished:
                             finished.setdefault(nodes[c].partial.text, nodes[c].partial)
@@ -176,9 +178,11 @@ class MCTS:
         u = self.c_puct * child.prior * sqrt_n / (1 + child.visits)
         return (child.q + u, -index)
 
-    def _expand(self, engine: StepExpander, problem: Problem, nodes: list[Node], i: int) -> None:
+    def _expand(
+        self, engine: StepExpander, problem: Problem, nodes: list[Node], i: int, width: int
+    ) -> None:
         parent = nodes[i].partial
-        kids = engine.expand(problem, [parent], self.width)[0]
+        kids = engine.expand(problem, [parent], width)[0]
         # prior: the policy's probability of each step, normalised over the siblings
         logps = [k.logprob - parent.logprob for k in kids]
         top = max(logps)

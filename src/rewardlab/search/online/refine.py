@@ -39,6 +39,7 @@ class Refine:
     reward: str
     threshold: float = 0.5
     select: str = "bon"
+    label: str = ""  # options shown in the name (set by parse_online)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -46,7 +47,7 @@ class Refine:
 
     @property
     def name(self) -> str:
-        return f"refine[{self.reward}]"
+        return f"refine[{self.reward}{'@' + self.label if self.label else ''}]"
 
     def search(self, problem: Problem, engine: StepExpander, n: int) -> SearchResult:
         engine.reset()
