@@ -7,14 +7,17 @@ Same policy (the shipped tiny policy) and problems (arith testbed, ``--problems`
 4-6 operations) for every method, in one run:
 
 - ``best-of-N``: one ``sample(prompts, N)`` call, ``--max-new-tokens`` per solution;
-- ``beam``: Snell / search-and-learn beam search semantics, written here as a plain loop over
-  ``extend`` (the library's ``BeamSearch`` was not on main when this was written): each
-  problem starts with N samples of the first step; every round, all problems' running beams
-  are extended by one line in ONE ``extend(prefixes, stop=["\\n"])`` call, beams that ended
-  (eos or the step budget) are set aside as finished, the top N/M running beams per problem by
-  score (mean token logprob of the beam so far: free, so that only the policy is timed) are
-  kept and each is expanded M times. A problem stops when it has N finished beams or after
-  ``--max-steps`` rounds.
+- ``BeamSearch``: the library's beam search (:class:`rewardlab.search.online.BeamSearch`,
+  keep N/M, expand each M times) on every problem, the problems' searches run side by side on
+  ``--workers`` threads sharing one ``BatchingBackend`` (their ``extend`` calls merged into one
+  batch), as ``rewardlab scale`` runs it; steps scored by the dial verifier
+  ``oracle-prm:q=0.9`` (the testbed's step truth plus noise: no model FLOPs, so the policy is
+  what is timed); no store.
+- ``plain beam loop``: the same semantics written here as a plain loop over ``extend``: every
+  round, all problems' running beams are extended by one line in ONE ``extend(prefixes,
+  stop=["\\n"])`` call, beams that ended are set aside as finished, the top N/M running beams
+  per problem by mean token logprob are kept and each is expanded M times; a problem stops with
+  N finished beams or after ``--max-steps`` rounds.
 - each method with the prefix cache on (``prefix_cache_mb``, default 256) and off (0).
   Identical prompts in one call are computed once either way.
 
@@ -97,6 +100,39 @@ def beam(
     return finished, calls
 
 
+def library_beam(
+    policy: HFPolicy,
+    problems: list[Problem],
+    n: int,
+    m: int,
+    step: Sampling,
+    max_steps: int,
+    workers: int,
+) -> tuple[list[list[tuple[str, float]]], int]:
+    """:class:`BeamSearch` on every problem, searches side by side on one batching backend."""
+    from rewardlab.rewards.registry import load_reward
+    from rewardlab.search.online import BeamSearch, EngineConfig, StepExpander
+    from rewardlab.search.online.batching import BatchingBackend, run_side_by_side
+
+    task = arith.ArithTask()
+    reward = load_reward("oracle-prm:q=0.9")
+    strategy = BeamSearch(reward="oracle-prm", width=m, select="bon")
+    config = EngineConfig(sampling=step, max_steps=max_steps)
+    threads = max(1, min(workers, len(problems)))
+    backend = BatchingBackend(policy, reward, threads)
+
+    def work(problem: Problem) -> Any:
+        engine = StepExpander(policy, task, reward, config, None, backend=backend)
+        return strategy.search(problem, engine, n)
+
+    results = run_side_by_side(problems, work, backend, threads)
+    candidates = [
+        [(c.text, 1.0 if r.chosen == j else 0.0) for j, c in enumerate(r.candidates)]
+        for r in results
+    ]
+    return candidates, backend.calls
+
+
 def accuracy(problems: list[Problem], candidates: list[list[tuple[str, float]]]) -> float:
     task = arith.ArithTask()
     right = 0
@@ -163,20 +199,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             def bon(policy: HFPolicy = policy, n: int = n) -> tuple[Any, int]:
                 return best_of_n(policy, problems, n, solution), 1
 
+            def lib(policy: HFPolicy = policy, n: int = n) -> tuple[Any, int]:
+                return library_beam(policy, problems, n, args.m, step, args.max_steps, args.workers)
+
             def bs(policy: HFPolicy = policy, n: int = n) -> tuple[Any, int]:
                 return beam(policy, problems, n, args.m, step, args.max_steps)
 
-            name = f"best-of-N, N={n}, {reuse}"
-            results[name] = measure(name, policy, bon, problems, args.repeats) | {"n": n}
-            name = f"beam (M={args.m}), N={n}, {reuse}"
-            results[name] = measure(name, policy, bs, problems, args.repeats) | {"n": n}
+            methods = {
+                f"best-of-N, N={n}, {reuse}": bon,
+                f"BeamSearch (M={args.m}), N={n}, {reuse}": lib,
+                f"plain beam loop (M={args.m}), N={n}, {reuse}": bs,
+            }
+            for name, fn in methods.items():
+                if "plain" in name and not args.plain_loop:
+                    continue
+                results[name] = measure(name, policy, fn, problems, args.repeats) | {"n": n}
     for n in args.ns:
         for reuse in ("prefix reuse", "no prefix reuse"):
-            b = results[f"beam (M={args.m}), N={n}, {reuse}"]
-            b["vs_best_of_n"] = b["seconds"] / results[f"best-of-N, N={n}, {reuse}"]["seconds"]
-            b["vs_best_of_n_cpu"] = (
-                b["cpu_seconds"] / results[f"best-of-N, N={n}, {reuse}"]["cpu_seconds"]
-            )
+            base_run = results[f"best-of-N, N={n}, {reuse}"]
+            for kind in ("BeamSearch", "plain beam loop"):
+                b = results.get(f"{kind} (M={args.m}), N={n}, {reuse}")
+                if b is not None:
+                    b["vs_best_of_n"] = b["seconds"] / base_run["seconds"]
+                    b["vs_best_of_n_cpu"] = b["cpu_seconds"] / base_run["cpu_seconds"]
     return {
         "model": "shipped tiny policy",
         "params": base.params,
@@ -186,6 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ns": args.ns,
             "m": args.m,
             "max_steps": args.max_steps,
+            "workers": args.workers,
+            "verifier": "oracle-prm:q=0.9",
             "solution_max_new_tokens": args.max_new_tokens,
             "step_max_new_tokens": args.step_tokens,
             "prefix_cache_mb": args.prefix_cache_mb,
@@ -205,9 +252,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"Model: {report['model']}, {report['params'] / 1e6:.2f}M parameters. "
         f"{s['problems']} arith problems of 4-6 operations; T=1; best-of-N: one `sample` call, "
         f"<= {s['solution_max_new_tokens']} tokens per solution; beam: keep N/M, expand each "
-        f"M={s['m']} times, one `extend(stop=['\\n'])` call per round for all problems, <= "
-        f"{s['step_max_new_tokens']} tokens per step, <= {s['max_steps']} rounds; score = "
-        f"mean token logprob. Prefix reuse: a {s['prefix_cache_mb']} MiB prefix cache, or none "
+        f"M={s['m']} times, <= {s['step_max_new_tokens']} tokens per step, <= "
+        f"{s['max_steps']} steps. `BeamSearch` = the library's, {s['workers']} searches side by "
+        f"side on one batching backend, steps scored by `{s['verifier']}` (no model FLOPs); "
+        "plain beam loop = one `extend(stop=['\\n'])` call per round for all problems, score = "
+        f"mean token logprob. Top-score acc: accuracy of the "
+        f"candidate picked (best-of-N: highest mean logprob; BeamSearch: its `bon` pick); a "
+        "sanity check, not a result. Calls: model calls (BeamSearch: merged extend and score "
+        f"calls). Prefix reuse: a {s['prefix_cache_mb']} MiB prefix cache, "
+        "or none "
         f"(identical prompts in one call are computed once either way). Median of "
         f"{s['repeats']} run(s), each from a cold cache.",
         machine_line(m),
@@ -240,6 +293,10 @@ def main() -> None:
     parser.add_argument("--step-tokens", type=int, default=40)
     parser.add_argument("--prefix-cache-mb", type=float, default=256.0)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument(
+        "--plain-loop", action="store_true", help="also time the plain beam loop written here"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="search")
     args = parser.parse_args()

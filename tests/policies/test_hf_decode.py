@@ -194,3 +194,14 @@ def test_empty_prompt_is_a_clear_error(tiny_policy: HFPolicy) -> None:
         pytest.skip("this tokenizer adds tokens to an empty text")
     with pytest.raises(ValueError, match="prompt 1 is empty"):
         tiny_policy.extend(["Question: 1 + 1?", ""], SETTINGS[0], ["\n"])
+
+
+def test_sample_reuses_prompts_across_calls(tiny_policy: HFPolicy) -> None:
+    cached = variant(tiny_policy, prefix_cache_mb=16)
+    ps = prompts(cached)
+    first = cached.sample(ps, 2, SETTINGS[0])
+    computed = cached.reuse.computed_prompt_tokens
+    assert computed == sum(len(cached.tokenizer(p)["input_ids"]) for p in ps)
+    again = cached.sample(ps, 2, SETTINGS[0])
+    assert [c.text for row in again for c in row] == [c.text for row in first for c in row]
+    assert cached.reuse.computed_prompt_tokens - computed == len(ps)  # only each last token
