@@ -155,11 +155,12 @@ def main() -> None:
             f"| 32-token chain one candidate at a time | {c_loop:.2f} | {n / c_loop:.1f} |",
             "",
             f"Batched speed-up: `recompute` {result['batched_speedup']:.2f}x (identical scores: "
-            f"{same}); whole chains {c_loop / c_batch:.2f}x. `recompute` probes stop at the "
-            "end of a line, and the backend checks stop strings by decoding every row at every "
-            "step in Python: with a 3.5M-parameter model that per-row work, not the forward "
-            "pass, is the cost, so batching buys little; a one-at-a-time `recompute` call "
-            "already batches the candidate's ~5 probes.",
+            f"{same}); whole chains {c_loop / c_batch:.2f}x. With a 3.5M-parameter model the "
+            "forward pass is cheap and the backend's per-row Python work at every generated "
+            "token (each row's own random stream and logprob bookkeeping, stop-string checks "
+            "by decoding) is most of the cost, and it grows with the rows, so batching buys "
+            "little here; a one-at-a-time `recompute` call also already batches the "
+            "candidate's ~5 probes.",
             "",
             "| per candidate | tokens | FLOPs | seconds |",
             "|---|---:|---:|---:|",
