@@ -54,13 +54,14 @@ def test_ctrl_c_and_sigterm_say_how_to_resume_and_resuming_completes(
         "--runs-dir",
         str(tmp_path / "runs"),
     ]
-    args += ["--name", "i", "--problems", "24", "--n-max", "4", "--difficulty", "1-2"]
+    # large enough that the fast decode loop is still sampling when the signal lands
+    args += ["--name", "i", "--problems", "240", "--n-max", "8", "--difficulty", "1-2"]
     args += ["--rewards", "logprob", "--max-new-tokens", "24"]
 
     code, err = _interrupt_while_sampling(_start(args, tmp_path), signal.SIGINT)
     assert code == 130, err
     assert "Traceback" not in err
-    assert "interrupted (Ctrl-C) while sampling 24 problems x 4" in err, err
+    assert "interrupted (Ctrl-C) while sampling 240 problems x 8" in err, err
     resume_line = next(ln for ln in err.splitlines() if ln.startswith("resume with: "))
     assert resume_line == f"resume with: rewardlab scale --resume {shlex.quote(str(out))}"
     assert (out / "settings.json").is_file() and not (out / "summary.json").exists()
@@ -83,7 +84,7 @@ def test_ctrl_c_and_sigterm_say_how_to_resume_and_resuming_completes(
     assert done.returncode == 0, done.stderr
     assert "exists: resuming it" in done.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["problems"] == 24 and summary["n_max"] == 4
+    assert summary["problems"] == 240 and summary["n_max"] == 8
     sessions = json.loads((out / "timings.json").read_text())["sessions"]
     assert [s["completed"] for s in sessions] == [False, False, True]
     assert all(s["stages"]["sampling"] > 0 for s in sessions[:2])
@@ -97,7 +98,7 @@ def test_an_interrupted_sample_says_the_same_command_resumes(
     tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
     args = ["sample", "--out", str(tmp_path / "s"), "--policy", str(tiny_llama_dir)]
-    args += ["--problems", "24", "--n", "4", "--difficulty", "1-2", "--max-new-tokens", "24"]
+    args += ["--problems", "240", "--n", "8", "--difficulty", "1-2", "--max-new-tokens", "24"]
     code, err = _interrupt_while_sampling(_start(args, tmp_path), signal.SIGINT)
     assert code == 130, err
     assert "Traceback" not in err
