@@ -166,3 +166,20 @@ def test_difficulty_plot_explains_itself_and_keeps_the_overview_choice() -> None
         assert panels[0].get_ylabel().startswith("accuracy")
     finally:
         plt.close(fig)
+
+
+def test_markdown_table_leaves_budgets_a_strategy_did_not_run_empty() -> None:
+    from rewardlab.report.scaling import markdown_table
+
+    def row(name: str, n: int) -> dict[str, object]:
+        return {
+            "strategy": name,
+            "difficulty": "all",
+            "n": n,
+            "accuracy": 0.5,
+            "ci_low": 0.4,
+            "ci_high": 0.6,
+        }
+
+    table = markdown_table([row("maj", 1), row("maj", 8), row("beam[prm:4]", 1)])
+    assert table.splitlines()[-1] == "| beam[prm:4] | 0.500 [0.40, 0.60] | — |"

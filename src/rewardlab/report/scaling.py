@@ -46,6 +46,8 @@ def markdown_table(rows: Sequence[dict[str, Any]], difficulty: str = "all") -> s
             f"| {name} | "
             + " | ".join(
                 f"{cells[n]['accuracy']:.3f} [{cells[n]['ci_low']:.2f}, {cells[n]['ci_high']:.2f}]"
+                if n in cells
+                else "—"  # not run at this budget (online strategies stop at --online-n-max)
                 for n in ns
             )
             + " |"
