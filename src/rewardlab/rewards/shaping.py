@@ -136,7 +136,8 @@ def shaped_return(
 def log_sigmoid(x: np.ndarray | float) -> np.ndarray:
     """log σ(x), computed stably (−log1p(e^{−x}) for x ≥ 0, x − log1p(e^{x}) below)."""
     a = np.asarray(x, dtype=float)
-    return np.where(a >= 0, -np.log1p(np.exp(-np.abs(a))), a - np.log1p(np.exp(-np.abs(a))))
+    soft = np.log1p(np.exp(-np.abs(a)))
+    return np.asarray(np.where(a >= 0, -soft, a - soft), dtype=float)
 
 
 def reference_reward(samples: Sequence[float], quantile: float = 0.85) -> float:
