@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -110,7 +111,7 @@ def test_trl_adapter_call_shape_from_a_thread() -> None:
 
 def test_trl_adapter_step_transform_with_exact() -> None:
     p = _arith(1)[0]
-    label = '{"answer": "%s", "meta": {"states": %s}}' % (p.answer, list(p.meta["states"]))
+    label = json.dumps({"answer": p.answer, "meta": {"states": list(p.meta["states"])}})
     good = gold_solution(p)
     bad = "\n".join([*good.split("\n")[:-1], f"The answer is {int(p.answer) + 1}."])
     fn = TRLReward(load_scorer("exact"), use_steps=lambda s: sum(Clip(0.5)(s)))
