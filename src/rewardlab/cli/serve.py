@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -59,7 +60,7 @@ def serve(
             api_key=os.environ.get(api_key_env) or None,
             ungraded_value=ungraded_value,
         )
-    kwargs = {"device": device} if is_learned(reward) else {}
+    kwargs: dict[str, Any] = {"device": device} if is_learned(reward) else {}
     scorer = load_scorer(reward, timeout_s=timeout_s, **kwargs)
     app = create_app(scorer, config)
     typer.echo(
