@@ -49,7 +49,6 @@ REWARD = "prm"
 
 def naive_app() -> Any:
     """One forward pass per request, on the event loop (as OpenRLHF's serve_rm)."""
-    from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
     from rewardlab.integrations.common import make_pair, split_query
