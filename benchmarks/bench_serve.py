@@ -348,6 +348,18 @@ def bad_inputs(url: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ main
 
 
+def _batching_note(alone: dict[str, float]) -> str:
+    one, many = alone["batch_1_ms_per_sample"], alone["batch_32_ms_per_sample"]
+    if many >= one:
+        return (
+            f"a sample costs {many / one:.2f}x as much in a batch of 32 mixed-length samples as "
+            "alone (the model is compute-bound on one CPU thread and padding adds work), so no "
+            "batching server can beat one forward per request here; the batching gain needs an "
+            "accelerator or many threads."
+        )
+    return f"a batch of 32 costs {many / one:.2f}x per sample of one alone."
+
+
 def markdown(res: dict[str, Any]) -> str:
     n, b = res["naive"], res["batched"]
     o = res["overload"]
@@ -372,7 +384,8 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "The reward called directly, no server (ms per sample by batch size, 1 thread): "
         + ", ".join(f"{k.split('_')[1]}: {v}" for k, v in res["model_alone"].items())
-        + ". This bounds what batching can gain on this machine.",
+        + ". This bounds what batching can gain on this machine: "
+        + _batching_note(res["model_alone"]),
         "",
         f"## Overload: open-loop at 4x capacity for {res['overload_seconds']} s",
         "",
