@@ -95,7 +95,8 @@ def parse_label(label: Any) -> tuple[str, dict[str, Any]]:
             return label, {}
         if not isinstance(obj, dict) or "answer" not in obj:
             raise ValueError("a JSON label must be an object with an 'answer' key")
-        meta = obj.get("meta") or {}
+        meta = obj.get("meta")
+        meta = {} if meta is None else meta
         if not isinstance(meta, dict):
             raise ValueError("a JSON label's 'meta' must be an object")
         return str(obj["answer"]), meta

@@ -159,7 +159,8 @@ def parse_score(obj: dict[str, Any], limits: Limits) -> Parsed:
                 raise BadRequest(
                     413, f"'items[{i}].{key}' has {len(v)} chars (limit {limits.max_chars})"
                 )
-        meta = item.get("meta") or {}
+        meta = item.get("meta")
+        meta = {} if meta is None else meta
         if not isinstance(meta, dict):
             raise BadRequest(422, f"'items[{i}].meta' must be an object")
         steps = item.get("steps")
