@@ -128,7 +128,7 @@ def test_verl_compute_score_call_shape() -> None:
         ground_truth="12",
         extra_info={"question": "6+6?", "index": 0},
     )
-    assert ok == {"score": 1.0, "ungraded": 0}
+    assert ok == {"score": 1.0, "ungraded": 0, "reason": ""}
     with ThreadPoolExecutor(1) as ex:  # verl may call it from a worker thread
         bad = ex.submit(compute_score, "x", "\\boxed{1}", "", None).result()
     assert bad["ungraded"] == 1 and bad["reason"] == "gold unparseable"

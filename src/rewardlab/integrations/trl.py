@@ -37,7 +37,8 @@ class TRLReward:
         scorer: the timed scorer of a rewardlab reward.
         answer_column: the dataset column holding the reference answer (absent: "").
         use_steps: return a transform of the step scores instead of the value (e.g.
-            ``lambda steps: sum(Clip(0.5)(steps))``), for PRM rewards in RL.
+            ``lambda steps: sum(Clip(0.5)(steps))``), for PRM rewards in RL; a score without
+            step values then gives None.
         log_ungraded: report the ungraded fraction through TRL's ``log_metric``.
     """
 

@@ -11,7 +11,9 @@ are logged). Make a module-level function in your file::
 ``ground_truth`` is the reference answer (or a JSON label, see
 :func:`rewardlab.integrations.common.parse_label`); ``extra_info`` may hold ``question`` (the
 prompt text, which PRMs read). A sample that cannot be graded scores ``ungraded_value`` (verl
-needs a number) and says so in the dict: ``ungraded: 1`` and ``reason``.
+needs a number) and says so in the dict: ``ungraded: 1`` and ``reason``. Every dict has the same
+keys (``score``, ``ungraded``, ``reason``: "" when graded), since verl gathers each extra key
+into a per-sample list that must cover the whole batch.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def make_compute_score(
         s = scorer.score([problem], [candidate])[0]
         if s.value is None:
             return {"score": ungraded_value, "ungraded": 1, "reason": str(s.info.get("reason"))}
-        return {"score": float(s.value), "ungraded": 0}
+        return {"score": float(s.value), "ungraded": 0, "reason": ""}
 
     return compute_score
 
