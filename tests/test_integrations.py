@@ -60,6 +60,7 @@ def test_parse_label() -> None:
     assert parse_label("42") == ("42", {})
     assert parse_label(7) == ("7", {})
     assert parse_label('{"answer": "5", "meta": {"states": [2, 5]}}') == ("5", {"states": [2, 5]})
+    assert parse_label({"answer": 5, "meta": {"k": 1}}) == ("5", {"k": 1})
     assert parse_label("{not json") == ("{not json", {})
     with pytest.raises(ValueError, match="'answer'"):
         parse_label('{"x": 1}')

@@ -77,12 +77,15 @@ def split_query(
 
 
 def parse_label(label: Any) -> tuple[str, dict[str, Any]]:
-    """(answer, meta) from a label: text is the answer, unless it is a JSON object with an
-    ``answer`` key (then its ``meta`` object rides along); None is no answer ("").
+    """(answer, meta) from a label: text is the answer, unless it is a JSON object (as text, or
+    already an object) with an ``answer`` key (then its ``meta`` object rides along); None is no
+    answer ("").
 
     Raises ValueError for a label of another type or a JSON object without ``answer``."""
     if label is None:
         return "", {}
+    if isinstance(label, dict):
+        return _label_object(label)
     if isinstance(label, bool) or not isinstance(label, str | int | float):
         raise ValueError(f"a label must be text or a number, got {type(label).__name__}")
     if isinstance(label, int | float):
@@ -93,14 +96,20 @@ def parse_label(label: Any) -> tuple[str, dict[str, Any]]:
             obj = json.loads(text)
         except ValueError:
             return label, {}
-        if not isinstance(obj, dict) or "answer" not in obj:
+        if not isinstance(obj, dict):
             raise ValueError("a JSON label must be an object with an 'answer' key")
-        meta = obj.get("meta")
-        meta = {} if meta is None else meta
-        if not isinstance(meta, dict):
-            raise ValueError("a JSON label's 'meta' must be an object")
-        return str(obj["answer"]), meta
+        return _label_object(obj)
     return label, {}
+
+
+def _label_object(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if "answer" not in obj:
+        raise ValueError("a JSON label must be an object with an 'answer' key")
+    meta = obj.get("meta")
+    meta = {} if meta is None else meta
+    if not isinstance(meta, dict):
+        raise ValueError("a JSON label's 'meta' must be an object")
+    return str(obj["answer"]), meta
 
 
 def make_pair(
