@@ -45,10 +45,21 @@ def test_grpo_trainer_runs_with_rewardlab_reward(tiny_llama_dir: Path, tmp_path:
     )
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    trainer = trl.GRPOTrainer(
-        model=model, reward_funcs=[recorded], args=args, train_dataset=data, processing_class=tok
-    )
-    trainer.train()
+    try:
+        trainer = trl.GRPOTrainer(
+            model=model,
+            reward_funcs=[recorded],
+            args=args,
+            train_dataset=data,
+            processing_class=tok,
+        )
+        trainer.train()
+    finally:
+        # accelerate keeps one process-wide state; the project's own training loop (tests/train)
+        # makes its Accelerator with other settings and must not inherit TRL's
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     assert len(calls) >= 2 and all(len(c) == 4 for c in calls)
     assert all(v in (0.0, 1.0) for c in calls for v in c)  # every completion graded
     logged = [h for h in trainer.state.log_history if "reward" in h]
