@@ -16,6 +16,7 @@ from rewardlab.cli import eval_rm as eval_rm_cmd
 from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
+from rewardlab.cli import serve as serve_cmd
 from rewardlab.cli import solve as solve_cmd
 from rewardlab.cli import train_policy as train_policy_cmd
 from rewardlab.cli import train_pref as train_pref_cmd
@@ -53,6 +54,7 @@ app.command("label", help=label_cmd.HELP)(label_cmd.label)
 app.command("tune", help=tune_cmd.HELP)(tune_cmd.tune)
 app.command("solve", help=solve_cmd.HELP)(solve_cmd.solve)
 app.command("verify", help=verify_cmd.HELP)(verify_cmd.verify)
+app.command("serve", help=serve_cmd.HELP)(serve_cmd.serve)
 app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
 app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
     train_pref_cmd.train_preference
