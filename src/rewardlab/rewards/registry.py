@@ -27,6 +27,7 @@ REWARDS: dict[str, str] = {
     "implicit-prm": "rewardlab.rewards.learned:load_default_implicit_prm",
     "code": "rewardlab.rewards.code:CodeReward",
     "code-steps": "rewardlab.rewards.code_steps:CodeStepReward",
+    "genrm": "rewardlab.rewards.genrm_arith:load_default_genrm",
 }
 
 
