@@ -245,12 +245,13 @@ def train(work: Path, rows: list[dict], args: argparse.Namespace) -> Path:
 
     from rewardlab.train.loop import LoopConfig, fit
 
-    out = work / "model"
+    out = work / args.model_name
     settings = {
         "steps": args.steps,
         "lr": args.lr,
         "batch_size": args.batch_size,
         "seed": 0,
+        "init": str(args.init) if args.init else "tiny_policy",
         "rows": len(rows),
         "data": hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16],
     }
@@ -262,7 +263,8 @@ def train(work: Path, rows: list[dict], args: argparse.Namespace) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     tokenizer = AutoTokenizer.from_pretrained(str(TINY), local_files_only=True)
-    model = LlamaForCausalLM.from_pretrained(str(TINY), local_files_only=True)
+    init = Path(args.init) if args.init else TINY
+    model = LlamaForCausalLM.from_pretrained(str(init), local_files_only=True)
     model.config.max_position_embeddings = MAX_POSITIONS
     encoded = encode_rows(rows, tokenizer)
     lengths = [len(s) for s, _ in encoded]
@@ -503,8 +505,9 @@ distinct candidate, right and wrong, plus synthetic negatives from the right one
 ## Training
 
 {training["settings"]["steps"]} steps of batch {training["settings"]["batch_size"]}, lr
-{training["settings"]["lr"]} (warm-up min(50, steps/10), cosine), AdamW, loss on the chain tokens only
-(`rewardlab.train.loop.fit`): {training["minutes"]} min on CPU, {training["epochs"]:.2f} epochs,
+{training["settings"]["lr"]} (warm-up min(50, steps/10), cosine), AdamW, loss on the chain
+tokens only (`rewardlab.train.loop.fit`), from {training["settings"].get("init", "tiny_policy")}:
+{training["minutes"]} min on CPU, {training["epochs"]:.2f} epochs,
 final loss {training["final_loss"]:.4f}. Log: `train_log.jsonl`.
 
 ## Held-out evaluation (greedy chains, V = 1)
@@ -537,6 +540,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default=None, help="continue from this model (default: tiny policy)")
+    ap.add_argument("--model-name", default="model", help="WORK subdirectory of the model")
     ap.add_argument(
         "--eval-model", type=Path, default=None, help="evaluate this model directory instead"
     )
