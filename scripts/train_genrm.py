@@ -434,10 +434,17 @@ def install(model_dir: Path, evaluation: dict, stats: dict, args: Any) -> Path:
     if ASSET.exists():
         shutil.rmtree(ASSET)
     ASSET.mkdir(parents=True)
-    for f in (*SHIP_FILES, "train_log.jsonl"):
+    for f in SHIP_FILES:
         if (model_dir / f).is_file():
             shutil.copy2(model_dir / f, ASSET / f)
+    phases = lineage(model_dir)
+    with (ASSET / "train_log.jsonl").open("w") as fh:
+        for k, (d, t) in enumerate(phases, start=1):
+            fh.write(json.dumps({"phase": k, "model": d.name, **t}) + "\n")
+            log_file = d / "train_log.jsonl"
+            fh.write(log_file.read_text() if log_file.is_file() else "")
     training = json.loads((model_dir / "training.json").read_text())
+    training["phases"] = [{"model": d.name, **t} for d, t in phases]
     manifest = {
         "loader": "rewardlab.rewards.genrm_arith:load_genrm",
         "name": "genrm",
@@ -478,6 +485,36 @@ def table(e: dict) -> str:
     return "| metric | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
+def lineage(model_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The training phases that made ``model_dir``, first first: each phase's directory and
+    ``training.json``, following ``settings.init`` back to the tiny policy."""
+    out: list[tuple[Path, dict[str, Any]]] = []
+    d: Path | None = model_dir
+    while d is not None and (d / "training.json").is_file():
+        t = json.loads((d / "training.json").read_text())
+        out.append((d, t))
+        init = t["settings"].get("init", "tiny_policy")
+        d = None if init == "tiny_policy" else Path(init)
+    return out[::-1]
+
+
+def phases_md(training: dict) -> str:
+    rows = [
+        "| phase | from | steps | lr | batch | minutes | final loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k, p in enumerate(training.get("phases", []), start=1):
+        st = p["settings"]
+        steps = f"{st['steps']}" + (
+            f" of a {st['schedule_steps']}-step schedule" if "schedule_steps" in st else ""
+        )
+        rows.append(
+            f"| {k} ({p['model']}) | {st.get('init', 'tiny_policy')} | {steps} | {st['lr']} | "
+            f"{st['batch_size']} | {p['minutes']} | {p['final_loss']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
 def report_md(evaluation: dict, stats: dict, training: dict, args: Any) -> str:
     e = evaluation
     return f"""# The shipped testbed generative verifier (GenRM-FT)
@@ -489,7 +526,7 @@ step, then a verdict `V:Y`/`V:N` (format: `rewardlab/rewards/genrm_arith.py`). L
 `load_reward("genrm")` (greedy, V = 1) or `load_reward("genrm:V=4,temperature=1.0")`.
 
 Made with `OMP_NUM_THREADS=1 .venv/bin/python scripts/train_genrm.py --problems {args.problems}
---n {args.n} --steps {args.steps} --lr {args.lr} --batch-size {args.batch_size}` (seed 0).
+--n {args.n}` (pools and chains, seed 0) and the training phases below.
 
 ## Training data
 
@@ -504,11 +541,12 @@ distinct candidate, right and wrong, plus synthetic negatives from the right one
 
 ## Training
 
-{training["settings"]["steps"]} steps of batch {training["settings"]["batch_size"]}, lr
-{training["settings"]["lr"]} (warm-up min(50, steps/10), cosine), AdamW, loss on the chain
-tokens only (`rewardlab.train.loop.fit`), from {training["settings"].get("init", "tiny_policy")}:
-{training["minutes"]} min on CPU, {training["epochs"]:.2f} epochs,
-final loss {training["final_loss"]:.4f}. Log: `train_log.jsonl`.
+Fine-tuning phases (each continues from the previous weights with `--init`; AdamW, warm-up
+min(50, steps/10), cosine, loss on the chain tokens only, `rewardlab.train.loop.fit`, one CPU
+thread, on a 2-core machine shared with other jobs). `train_log.jsonl` holds every phase's log,
+each after a `{{"phase": k}}` record.
+
+{phases_md(training)}
 
 ## Held-out evaluation (greedy chains, V = 1)
 
