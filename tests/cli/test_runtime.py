@@ -39,3 +39,24 @@ def test_apply_threads_sets_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         torch.set_num_threads(before)
     assert os.environ.get("OMP_NUM_THREADS") == "1"
+
+
+def test_busy_cores_measures_a_spinning_process() -> None:
+    """A real busy loop in another process shows up as about one busy core; an idle
+    machine's reading stays within [0, cores]."""
+    import subprocess
+    import sys
+
+    from rewardlab.cli.runtime import busy_cores
+
+    idle = busy_cores(0.2)
+    if idle is None:
+        pytest.skip("no /proc/stat here")
+    assert 0.0 <= idle <= available_cores() + 0.01
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = busy_cores(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert busy is not None and busy >= 0.7  # the spinner's core (plus whatever else ran)

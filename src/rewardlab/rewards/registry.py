@@ -35,6 +35,7 @@ REWARDS: dict[str, str] = {
     "judge-yes-no": "rewardlab.rewards.judges:load_yes_no_judge",
     "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
     "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
+    "genrm": "rewardlab.rewards.genrm_arith:load_default_genrm",
 }
 
 
