@@ -222,37 +222,7 @@ class CodeStepReward:
 
     def _execute(self, exprs: list[str]) -> tuple[dict[str, int | float | str], str]:
         """Values of ``exprs`` (a string = why it failed), and a sandbox failure if any."""
-        values: dict[str, int | float | str] = {}
-        todo = list(exprs)
-        for _ in range(self.max_runs):
-            if not todo:
-                break
-            result = run(Program(_EVALUATOR, stdin=json.dumps(todo)), self.config)
-            if result.verdict == "sandbox-failure":
-                return {}, f"sandbox failure: {result.detail}"
-            done: set[int] = set()
-            for line in result.stdout.decode("utf-8", "replace").splitlines():
-                try:  # printed inside the sandbox: read with bounds
-                    rec = loads_json(line, max_bytes=1 << 16, max_depth=4)
-                    i = int(rec["i"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if 0 <= i < len(todo) and i not in done:
-                    done.add(i)
-                    v = rec.get("v")
-                    if rec.get("ok") and type(v) is int:
-                        values[todo[i]] = v
-                    elif rec.get("ok") and type(v) is str:
-                        values[todo[i]] = float(v)
-                    else:
-                        values[todo[i]] = str(rec.get("error", "error"))
-            missing = [i for i in range(len(todo)) if i not in done]
-            if missing:  # the run died on the first missing one: refute it, run the rest
-                values[todo[missing[0]]] = f"run ended: {result.verdict}"
-            todo = [todo[i] for i in missing[1:]]
-        for expr in todo:
-            values[expr] = "not executed (run budget exhausted)"
-        return values, ""
+        return execute_lines(_EVALUATOR, exprs, self.config, self.max_runs)
 
 
 def _aggregate(steps: list[float], how: str) -> float:
@@ -265,3 +235,47 @@ def _aggregate(steps: list[float], how: str) -> float:
     if how == "prod":
         return math.prod(steps)
     return steps[-1]
+
+
+def execute_lines(
+    program: str, items: list[str], config: SandboxConfig, max_runs: int
+) -> tuple[dict[str, int | float | str], str]:
+    """Run ``program`` in the sandbox on the JSON list ``items`` (one JSON line back per item:
+    ``{"i", "ok", "v" | "error"}``); returns each item's value (int, float, or a string saying
+    why it failed) and a sandbox failure (or ``""``).
+
+    Every line the sandbox printed is read with size and depth bounds (it is the candidate's
+    output). A run that dies stops at its first missing item: that item is refuted and the
+    rest run again, up to ``max_runs`` runs; items never reached say so.
+    """
+    values: dict[str, int | float | str] = {}
+    todo = list(items)
+    for _ in range(max_runs):
+        if not todo:
+            break
+        result = run(Program(program, stdin=json.dumps(todo)), config)
+        if result.verdict == "sandbox-failure":
+            return {}, f"sandbox failure: {result.detail}"
+        done: set[int] = set()
+        for line in result.stdout.decode("utf-8", "replace").splitlines():
+            try:  # printed inside the sandbox: read with bounds
+                rec = loads_json(line, max_bytes=1 << 16, max_depth=4)
+                i = int(rec["i"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if 0 <= i < len(todo) and i not in done:
+                done.add(i)
+                v = rec.get("v")
+                if rec.get("ok") and type(v) is int:
+                    values[todo[i]] = v
+                elif rec.get("ok") and type(v) is str:
+                    values[todo[i]] = float(v)
+                else:
+                    values[todo[i]] = str(rec.get("error", "error"))
+        missing = [i for i in range(len(todo)) if i not in done]
+        if missing:  # the run died on the first missing one: refute it, run the rest
+            values[todo[missing[0]]] = f"run ended: {result.verdict}"
+        todo = [todo[i] for i in missing[1:]]
+    for item in todo:
+        values[item] = "not executed (run budget exhausted)"
+    return values, ""

@@ -21,16 +21,15 @@ judged.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.policies.prompts import plain_prompt
-from rewardlab.rewards.code_steps import reproduces
+from rewardlab.rewards.code_steps import execute_lines, reproduces
 from rewardlab.rewards.generative import GenerativeVerifier, Judgment
-from rewardlab.sandbox import Limits, Program, SandboxConfig, run
+from rewardlab.sandbox import Limits, SandboxConfig
 from rewardlab.types import Candidate, Problem, Sampling
 
 _LINE = re.compile(r"^\s*(?:#\s*)?step\s*(\d{1,3})\s*[:.)]\s*(.+?)\s*$", re.IGNORECASE)
@@ -161,38 +160,9 @@ class CodeCheckFormat:
         return out
 
     def _execute(self, codes: list[str]) -> tuple[dict[str, int | float | str], str]:
-        """Each line's value (a string = why it failed), and a sandbox failure if any."""
-        values: dict[str, int | float | str] = {}
-        todo = list(codes)
-        for _ in range(self.max_runs):
-            if not todo:
-                break
-            result = run(Program(_RUNNER, stdin=json.dumps(todo)), self.config)
-            if result.verdict == "sandbox-failure":
-                return {}, f"sandbox failure: {result.detail}"
-            done: set[int] = set()
-            for text in result.stdout.decode("utf-8", "replace").splitlines():
-                try:
-                    rec = json.loads(text)
-                    i = int(rec["i"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if 0 <= i < len(todo) and i not in done:
-                    done.add(i)
-                    v = rec.get("v")
-                    if rec.get("ok") and type(v) is int:
-                        values[todo[i]] = v
-                    elif rec.get("ok") and type(v) is str:
-                        values[todo[i]] = float(v)
-                    else:
-                        values[todo[i]] = str(rec.get("error", "error"))
-            missing = [i for i in range(len(todo)) if i not in done]
-            if missing:  # the run died on the first missing line: it is wrong, rerun the rest
-                values[todo[missing[0]]] = f"run ended: {result.verdict}"
-            todo = [todo[i] for i in missing[1:]]
-        for code in todo:
-            values[code] = "not executed (run budget exhausted)"
-        return values, ""
+        """Each line's value (a string = why it failed), and a sandbox failure if any; the
+        sandbox's output is read with bounds (``code_steps.execute_lines``)."""
+        return execute_lines(_RUNNER, codes, self.config, self.max_runs)
 
 
 def _with_cue(chain: str) -> str:
