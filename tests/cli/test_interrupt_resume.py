@@ -16,12 +16,21 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+def _default_signals() -> None:
+    """In the child before exec: SIGINT as a terminal would deliver it. A shell starts
+    background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored, so a
+    suite run in the background (nohup ... &) would otherwise never see Ctrl-C arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "rewardlab.cli.main", *args],
         cwd=cwd,
         env=env,
+        preexec_fn=_default_signals,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
