@@ -56,7 +56,9 @@ def test_split_query_strips_special_tokens() -> None:
 
 @given(json_values | st.just(float("nan")) | st.just(float("inf")))
 def test_json_safe_output_is_strict_json(x: object) -> None:
-    json.dumps(json_safe(x), allow_nan=False)
+    safe = json_safe(x)
+    text = json.dumps(safe, allow_nan=False)  # raises on NaN / inf / unknown objects
+    assert json.loads(text) == safe
 
 
 def test_cli_serve_refuses_bad_arguments() -> None:

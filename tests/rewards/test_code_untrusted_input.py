@@ -165,8 +165,10 @@ def test_claims_read_as_before(pieces: list[str]) -> None:
     ],
 )
 def test_candidate_text_scans_are_linear(text: str) -> None:
-    timed(lambda: (extract_code(text, "f"), parse_claim(text)), 0.5)
-    timed(lambda: find_tool_call('<tool name="a">' * 40_000), 0.5)
+    # timed() fails the test past 0.5 s of parent CPU; none of these texts holds a claim or call
+    _, claim = timed(lambda: (extract_code(text, "f"), parse_claim(text)), 0.5)
+    assert claim.kind == "none"
+    assert timed(lambda: find_tool_call('<tool name="a">' * 40_000), 0.5) is None
 
 
 def test_tools_survive_deep_input() -> None:

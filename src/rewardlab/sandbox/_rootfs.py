@@ -36,12 +36,13 @@ def bind(src: str, dst: str, writable: bool = False, device: bool = False) -> No
     _linux.mount(None, dst, None, flags)
 
 
-def build_root(job: Job) -> None:
-    """Mount a fresh tmpfs root with read-only system dirs, /dev, /proc and a capped /work."""
-    root, fs = job["root"], job["fs"]
+def _system_tree(root: str, binds: list[str]) -> None:
+    """A fresh tmpfs at ``root`` (mounts made private first) with the system paths ``binds``
+    bound read-only (symlinks copied), the harmless ``/dev`` nodes and the ``/dev/fd``,
+    ``stdin``, ``stdout``, ``stderr`` links: what every private root starts from."""
     _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
     _linux.mount("tmpfs", root, "tmpfs", _linux.MS_NOSUID | _linux.MS_NODEV, "size=4m,mode=0755")
-    for src in fs["binds"]:
+    for src in binds:
         dst = root + src
         if os.path.islink(src):
             os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -56,6 +57,25 @@ def build_root(job: Job) -> None:
         os.symlink(target, f"{root}/dev/{name}")
     os.symlink("/proc/self/fd/1", f"{root}/dev/stdout")
     os.symlink("/proc/self/fd/2", f"{root}/dev/stderr")
+
+
+def _etc(root: str, uid: int, gid: int) -> None:
+    """A minimal ``/etc``: the loader cache and local time bound in, ``passwd`` and ``group``
+    naming root and the sandbox user."""
+    os.makedirs(root + "/etc", exist_ok=True)
+    for src in ("/etc/ld.so.cache", "/etc/localtime"):
+        if os.path.exists(src):
+            bind(os.path.realpath(src), root + src)
+    with open(root + "/etc/passwd", "w") as f:
+        f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{uid}:{gid}::{WORK}:/bin/false\n")
+    with open(root + "/etc/group", "w") as f:
+        f.write(f"root:x:0:\nsandbox:x:{gid}:\n")
+
+
+def build_root(job: Job) -> None:
+    """Mount a fresh tmpfs root with read-only system dirs, /dev, /proc and a capped /work."""
+    root, fs = job["root"], job["fs"]
+    _system_tree(root, fs["binds"])
     os.makedirs(root + "/dev/shm", exist_ok=True)  # private: POSIX semaphores (multiprocessing)
     _linux.mount(
         "tmpfs",
@@ -64,15 +84,8 @@ def build_root(job: Job) -> None:
         _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC,
         f"size={max(fs['disk_bytes'] // 4, 1 << 20)},nr_inodes=256,mode=1777",
     )
-    os.makedirs(root + "/etc", exist_ok=True)
-    for src in ("/etc/ld.so.cache", "/etc/localtime"):
-        if os.path.exists(src):
-            bind(os.path.realpath(src), root + src)
     uid, gid = job["uid"] or 0, job["gid"] or 0
-    with open(root + "/etc/passwd", "w") as f:
-        f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{uid}:{gid}::{WORK}:/bin/false\n")
-    with open(root + "/etc/group", "w") as f:
-        f.write(f"root:x:0:\nsandbox:x:{gid}:\n")
+    _etc(root, uid, gid)
     os.makedirs(root + "/proc", exist_ok=True)
     proc_flags = _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC
     for opts in ("hidepid=invisible,subset=pid", "hidepid=2", ""):
@@ -138,33 +151,10 @@ def build_base(spec: Job) -> None:
     ``/dev``, ``/etc``; empty mount points ``/proc``, ``/work``, ``/dev/shm``), pivoted into,
     in the zygote's own mount namespace. Nothing of any run is in it."""
     root = spec["root"]
-    _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
-    _linux.mount("tmpfs", root, "tmpfs", _linux.MS_NOSUID | _linux.MS_NODEV, "size=4m,mode=0755")
-    for src in spec["binds"]:
-        dst = root + src
-        if os.path.islink(src):
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.symlink(os.readlink(src), dst)
-        elif os.path.exists(src):
-            bind(src, dst)
-    os.makedirs(root + "/dev", exist_ok=True)
-    for dev in _DEVICES:
-        if os.path.exists("/dev/" + dev):
-            bind("/dev/" + dev, f"{root}/dev/{dev}", writable=True, device=True)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
-        os.symlink(target, f"{root}/dev/{name}")
-    os.symlink("/proc/self/fd/1", f"{root}/dev/stdout")
-    os.symlink("/proc/self/fd/2", f"{root}/dev/stderr")
+    _system_tree(root, spec["binds"])
     for d in ("/dev/shm", "/etc", "/proc", WORK):
         os.makedirs(root + d, exist_ok=True)
-    for src in ("/etc/ld.so.cache", "/etc/localtime"):
-        if os.path.exists(src):
-            bind(os.path.realpath(src), root + src)
-    uid, gid = spec["uid"], spec["gid"]
-    with open(root + "/etc/passwd", "w") as f:
-        f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{uid}:{gid}::{WORK}:/bin/false\n")
-    with open(root + "/etc/group", "w") as f:
-        f.write(f"root:x:0:\nsandbox:x:{gid}:\n")
+    _etc(root, spec["uid"], spec["gid"])
     _linux.mount(None, root, None, _linux.MS_REMOUNT | _linux.MS_RDONLY | _linux.MS_NOSUID)
     os.chdir(root)
     _linux.pivot_root(".", ".")
