@@ -134,12 +134,18 @@ class StepExpander:
             self._prompts[problem.id] = self.policy.format_prompt(problem.question)
         return self._prompts[problem.id]
 
-    def _check_budget(self, rows: int, context_tokens: int, score: bool) -> None:
+    def _check_budget(
+        self, rows: int, prompt_tokens: int, context_tokens: int, score: bool
+    ) -> None:
+        """Refuse a call whose worst case could pass the budget, counted as the ledger counts:
+        the policy reads ``prompt_tokens`` (root rows' prompts) and generates at most the step
+        limit per row; the verifier reads every new prefix whole (``context_tokens`` plus the
+        new steps)."""
         limit = self.config.max_flops
         if limit is None:
             return
         step = self.config.sampling.max_new_tokens
-        worst = forward_flops(int(self.policy.params), rows * step + context_tokens)
+        worst = forward_flops(int(self.policy.params), rows * step + prompt_tokens)
         if score and self.reward is not None:
             worst += forward_flops(
                 int(getattr(self.reward, "params", 0)), context_tokens + rows * step
@@ -224,7 +230,8 @@ class StepExpander:
                 todo.append(text)
         rows = [t for t in todo for _ in range(need[t])]
         context = sum(_upper_tokens(prompt + t) * n for t, n in need.items())
-        self._check_budget(sum(need.values()), context, will_score)
+        prompt_read = _upper_tokens(prompt) * need.get("", 0)  # only root rows read the prompt
+        self._check_budget(sum(need.values()), prompt_read, context, will_score)
         if rows:
             made = self.backend.extend([prompt + t for t in rows], sampling, (self.stop,))
             pos = 0
