@@ -165,6 +165,7 @@ class _Loaded:
     keys: list[str]
     policy_params: int
     policy_name: str
+    policy: Any = None  # the loaded policy of a sampled run (online search reuses it)
 
 
 def _load_sampled(cfg: ScaleConfig, store: SampleStore, progress: ProgressFactory) -> _Loaded:
@@ -180,7 +181,7 @@ def _load_sampled(cfg: ScaleConfig, store: SampleStore, progress: ProgressFactor
     with progress(f"sampling {len(problems)} problems x {cfg.n_max}", len(problems)) as update:
         pool = sample_pool(problems, task, policy, spec, store, progress=update)
     keys = [request_key(p, policy.name, sampling) for p in problems]
-    return _Loaded(task, problems, pool, keys, int(policy.params), policy.name)
+    return _Loaded(task, problems, pool, keys, int(policy.params), policy.name, policy)
 
 
 def _load_imported(cfg: ScaleConfig, store: SampleStore) -> _Loaded:
@@ -602,7 +603,14 @@ def _run(
     online_summary: dict[str, Any] = {}
     if checked.online:
         with timer.stage("online search"):
-            online_rows_, records = _run_online_specs(cfg, loaded, store, checked.online, progress)
+            online_rows_, records = _run_online_specs(
+                cfg,
+                loaded,
+                store,
+                checked.online,
+                progress,
+                dict(zip(cfg.rewards_used, rewards, strict=True)),
+            )
         rows += online_rows_
         write_jsonl(out / "online.jsonl", records)
         online_summary = {
@@ -651,9 +659,11 @@ def _run_online_specs(
     store: SampleStore,
     specs: Sequence[str],
     progress: ProgressFactory,
+    loaded_rewards: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run every online strategy at budgets 1, 2, 4 ... ``cfg.online_n_max`` (see
-    :mod:`rewardlab.pipelines.online`); returns curve rows and per-problem records."""
+    :mod:`rewardlab.pipelines.online`); returns curve rows and per-problem records. The
+    sampling stage's policy and the rewards already loaded (by spec) are reused."""
     from rewardlab.pipelines.online import OnlineSettings, online_rows, result_records, run_online
     from rewardlab.policies.registry import load_policy
     from rewardlab.rewards.registry import load_reward
@@ -667,8 +677,10 @@ def _run_online_specs(
         top_p=cfg.top_p,
         seed=cfg.seed,
     )
-    policy = load_policy(cfg.policy, **({"device": cfg.device} if cfg.device else {}))
-    rewards: dict[str, Any] = {}
+    policy = loaded.policy or load_policy(
+        cfg.policy, **({"device": cfg.device} if cfg.device else {})
+    )
+    rewards: dict[str, Any] = dict(loaded_rewards)
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     for spec in specs:
