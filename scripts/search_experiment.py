@@ -73,13 +73,6 @@ def stage_tune(work: Path) -> None:
         run([RL, "tune", "--run", str(work), "--verifier", v, "--out", str(out)])
 
 
-def _boot(x: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    means = x[idx].mean(axis=1)
-    return float(x.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 OFFLINE = (
     "maj",
     "bon:prm:last",
@@ -99,6 +92,7 @@ def stage_summary(work: Path, out: Path) -> dict[str, Any]:
     """Accuracy by strategy, N and half (easy 1-4 / hard 5-8 ops), with bootstrap CIs, and
     FLOPs per problem: offline strategies from the run's pool, online ones from online.jsonl."""
     sys.path.insert(0, str(ROOT / "src"))
+    from rewardlab.evaluate.bootstrap import bootstrap_ci
     from rewardlab.evaluate.estimators import default_ks
     from rewardlab.pipelines.tune import base_pool, candidate_flops, load_run
     from rewardlab.search.offline import parse_strategy
@@ -137,7 +131,7 @@ def stage_summary(work: Path, out: Path) -> dict[str, Any]:
             m = mask & ~np.isnan(acc)
             if not m.any():
                 continue
-            mean, low, high = _boot(acc[m])
+            mean, low, high = (float(v[0]) for v in bootstrap_ci(acc[m][:, None], rng=0))
             rows.append(
                 {
                     "strategy": name,
