@@ -357,10 +357,11 @@ class StepExpander:
             self.store.scores(self._label, keys) if self.store is not None else [None] * len(keys)
         )
         todo = [i for i, s in enumerate(found) if s is None]
+        distinct = {k[0]: i for i, k in enumerate(keys)}.values()  # one read per distinct prefix
+        read = sum(partials[i].context_tokens for i in distinct)
+        params = int(getattr(self.reward, "params", 0))
         limit = self.config.max_flops
-        worst = forward_flops(
-            int(getattr(self.reward, "params", 0)), sum(p.context_tokens for p in partials)
-        )
+        worst = forward_flops(params, read)
         if limit is not None and self.ledger.totals().flops + worst > limit:
             raise BudgetExhausted(
                 f"scoring {len(partials)} prefixes could pass the budget {limit:.3g}"
@@ -379,9 +380,6 @@ class StepExpander:
                 self.store.put_scores(
                     self._label, [(keys[i][0], 0, by_key[keys[i][0]]) for i in order]
                 )
-        params = int(getattr(self.reward, "params", 0))
-        distinct = {k[0]: i for i, k in enumerate(keys)}.values()  # one read per distinct prefix
-        read = sum(partials[i].context_tokens for i in distinct)
         infos = [dict(s.info) for i in distinct if (s := found[i]) is not None]
         extra_gen = sum(int(info.get("verify_generated_tokens", 0)) for info in infos)
         extra_prompt = sum(int(info.get("verify_prompt_tokens", 0)) for info in infos)
