@@ -2,10 +2,12 @@
 candidate beside the classifier PRM's.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_genverify.py [--candidates 64]
-        [--repeats 3]
+        [--repeats 3] [--verifier recompute|genprm|genrm]
 
-Verifier: ``recompute`` on the shipped tiny policy (greedy, V = 1: one probe per equation;
-:mod:`rewardlab.rewards.recompute`). Batched = one ``score`` call for every candidate (the
+Verifier (``--verifier``, default ``recompute``): ``recompute`` on the shipped tiny policy
+(greedy, V = 1: one probe per equation; :mod:`rewardlab.rewards.recompute`), or a shipped
+trained verifier (``genprm``: a Python line per step run in the sandbox; ``genrm``).
+Batched = one ``score`` call for every candidate (the
 policy batches the probes, up to its ``max_batch_size`` rows per ``generate``); the loop =
 one ``score`` call per candidate, same model, same candidates, same run. The two must give
 identical scores (greedy decoding), which is checked.
@@ -16,7 +18,8 @@ steps once, ``2 · params · tokens``), and the measured seconds per candidate o
 PRM batched, one forward pass per candidate). Candidates: gold solutions of arith problems with
 1..8 operations (seed 4242), one in three with a wrong step. Each method runs once to warm up,
 then ``--repeats`` times; the median is reported. Writes
-``benchmarks/results/genverify.{json,md}``. Not a test.
+``benchmarks/results/genverify.{json,md}`` (``genverify_<verifier>.*`` for another
+verifier). Not a test.
 """
 
 from __future__ import annotations
@@ -68,10 +71,23 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--verifier", default="recompute", choices=("recompute", "genprm", "genrm"))
     args = ap.parse_args()
 
+    from rewardlab.rewards.registry import load_reward
+
     probe = MachineProbe()
-    verifier = load_recompute(device="cpu")
+    verifier = (
+        load_recompute(device="cpu")
+        if args.verifier == "recompute"
+        else load_reward(args.verifier, device="cpu")
+    )
+    what = (
+        "recompute (tiny policy, greedy, V=1)"
+        if args.verifier == "recompute"
+        else f"{args.verifier} (shipped trained verifier, greedy, V=1)"
+    )
+    stem = "genverify" if args.verifier == "recompute" else f"genverify_{args.verifier}"
     problems, cands = candidates(args.candidates)
     n = len(cands)
     t_batch, batched = timed(lambda: verifier.score(problems, cands), args.repeats)
@@ -108,7 +124,7 @@ def main() -> None:
     )
     prm_flops = 2.0 * prm.params * prm_tokens.mean()
     result = {
-        "verifier": "recompute (tiny policy, greedy, V=1)",
+        "verifier": what,
         "verifier_params": verifier.params,
         "candidates": n,
         "mean_steps": float(np.mean([len(c.steps) for c in cands])),
@@ -137,7 +153,7 @@ def main() -> None:
         "machine": probe.record(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "genverify.json").write_text(json.dumps(result, indent=2))
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     md = "\n".join(
         [
             "# Generative verification: batched vs one at a time; cost beside the PRM",
@@ -149,12 +165,13 @@ def main() -> None:
             "",
             "| method | seconds | verifications/s |",
             "|---|---:|---:|",
-            f"| `recompute` batched (one `score` call) | {t_batch:.2f} | {n / t_batch:.1f} |",
-            f"| `recompute` one candidate at a time | {t_loop:.2f} | {n / t_loop:.1f} |",
+            f"| `{args.verifier}` batched (one `score` call) | {t_batch:.2f} | {n / t_batch:.1f} |",
+            f"| `{args.verifier}` one candidate at a time | {t_loop:.2f} | {n / t_loop:.1f} |",
             f"| 32-token chain batched | {c_batch:.2f} | {n / c_batch:.1f} |",
             f"| 32-token chain one candidate at a time | {c_loop:.2f} | {n / c_loop:.1f} |",
             "",
-            f"Batched speed-up: `recompute` {result['batched_speedup']:.2f}x (identical scores: "
+            f"Batched speed-up: `{args.verifier}` {result['batched_speedup']:.2f}x (identical "
+            "scores: "
             f"{same}); whole chains {c_loop / c_batch:.2f}x. With a 3.5M-parameter model the "
             "forward pass is cheap and the backend's per-row Python work at every generated "
             "token (each row's own random stream and logprob bookkeeping, stop-string checks "
@@ -164,7 +181,7 @@ def main() -> None:
             "",
             "| per candidate | tokens | FLOPs | seconds |",
             "|---|---:|---:|---:|",
-            f"| generative (`recompute`) | {v_tokens.mean():.0f} | {v_flops:.3g} | "
+            f"| generative (`{args.verifier}`) | {v_tokens.mean():.0f} | {v_flops:.3g} | "
             f"{t_batch / n:.4f} |",
             f"| classifier PRM (`prm`, one pass) | {prm_tokens.mean():.0f} | {prm_flops:.3g} | "
             f"{t_prm / n:.4f} |",
@@ -175,7 +192,7 @@ def main() -> None:
             "",
         ]
     )
-    (args.out / "genverify.md").write_text(md)
+    (args.out / f"{stem}.md").write_text(md)
     print(md)
 
 

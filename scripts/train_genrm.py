@@ -1,7 +1,8 @@
-"""Make the shipped testbed generative verifier, ``assets/genrm_arith`` (GenRM-FT).
+"""Make the shipped testbed generative verifiers: ``assets/genrm_arith`` (GenRM-FT, ``--format
+check``) and ``assets/genprm_arith`` (the code-checked GenPRM, ``--format code``).
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_genrm.py [--work runs/genrm]
-        [--problems 1600] [--n 4] [--heldout 160] [--heldout-n 8] [--steps 1500]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_genrm.py [--format check|code]
+        [--work runs/genrm] [--problems 1600] [--n 4] [--heldout 160] [--heldout-n 8] [--steps 1500]
         [--lr 1e-3] [--batch-size 16] [--threads 2] [--stage all|sample|chains|train|eval|install]
 
 Stages (each resumes: pools through ``WORK/pool.sqlite``, every later stage's output is
@@ -42,9 +43,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSET = ROOT / "src" / "rewardlab" / "assets" / "genrm_arith"
+ASSETS = ROOT / "src" / "rewardlab" / "assets"
+# --format: (asset directory, reward name, module with FORMAT_NAME and the loader, loader)
+FORMATS = {
+    "check": ("genrm_arith", "genrm", "rewardlab.rewards.genrm_arith", "load_genrm"),
+    "code": ("genprm_arith", "genprm", "rewardlab.rewards.genprm_arith", "load_genprm"),
+}
 TINY = ROOT / "src" / "rewardlab" / "assets" / "tiny_policy"
-TRAIN_SEED, HELDOUT_SEED = 1000, 2000
+TRAIN_SEED, HELDOUT_SEED, SYNTH_SEED = 1000, 2000, 3000
 MAX_POSITIONS = 1024  # RoPE: positions are computed, so raising the limit changes no weight
 SHIP_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json")
 SHIP_FILES += ("tokenizer_config.json", "special_tokens_map.json")
@@ -146,18 +152,78 @@ def corrupt_value(rng: random.Random, text: str) -> str | None:
     return "\n".join(lines)
 
 
-def build_rows(probs: list[Any], pool: list[list[Any]], seed: int) -> tuple[list[dict], dict]:
+def corrupt_op(rng: random.Random, problem: Any, text: str) -> str | None:
+    """The text with one equation line doing another operation than the question's (the
+    neighbouring step's operation, or a random one), later lines continuing correctly from the
+    wrong value as a policy would (None: no equation line the question has an operation for,
+    or the replacement does not divide)."""
+    from rewardlab.tasks.arith import STEP_RE, apply_op
+
+    ops = problem.meta["ops"]
+    lines = text.split("\n")
+    idx = [i for i, line in enumerate(lines) if i < len(ops) and STEP_RE.match(line)]
+    if not idx:
+        return None
+    k = rng.choice(idx)
+    m = STEP_RE.match(lines[k])
+    assert m is not None
+    a = int(m.group(1))
+    choices = [(o[1], int(o[2])) for j, o in enumerate(ops) if j in (k - 1, k + 1)]
+    choices += [(rng.choice("+-*/"), rng.choice([int(o[2]) for o in ops]))]
+    op, b = rng.choice(choices)
+    if (op, b) == (ops[k][1], int(ops[k][2])) or (value := apply_op(a, op, b)) is None:
+        return None
+    out = [*lines[:k], f"{a} {op} {b} = {value}"]
+    for j in range(k + 1, len(ops)):
+        nxt = apply_op(value, ops[j][1], int(ops[j][2]))
+        if nxt is None:
+            break
+        out.append(f"{value} {ops[j][1]} {int(ops[j][2])} = {nxt}")
+        value = nxt
+    return "\n".join([*out, f"The answer is {value}."])
+
+
+def build_rows(
+    probs: list[Any],
+    pool: list[list[Any]],
+    seed: int,
+    fmt: str = "check",
+    synthetic: list[Any] = (),  # type: ignore[assignment]
+) -> tuple[list[dict], dict]:
     """Training rows {prompt, chain, kind, verdict}: every distinct policy candidate, plus
-    synthetic answer-line and value negatives from the right ones; then balanced to ~half Y
-    by repeating the right candidates' rows (never dropping a wrong one)."""
+    synthetic answer-line and value negatives from the right ones (and, for ``code``, wrong-
+    operation negatives, the gold solution, and for each ``synthetic`` problem its gold solution
+    and one corrupted copy; a ``code`` row is one step's probe and its line, each distinct probe
+    once); for ``check`` then balanced to ~half Y by
+    repeating the right candidates' rows (never dropping a wrong one). A ``code`` chain holds
+    no verdict (the sandbox judges), so its rows are not balanced."""
+    from rewardlab.rewards.genprm_arith import code_for_steps, step_probes
     from rewardlab.rewards.genrm_arith import build_chain, chain_truth, verify_prompt
     from rewardlab.steps import split_lines
+    from rewardlab.tasks.arith import gold_solution
+
+    seen: set[str] = set()
 
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
 
     def add(p: Any, text: str, kind: str) -> None:
         truth = chain_truth(p, text)
+        if fmt == "code":  # one row per step probe, each distinct probe once
+            lines = split_lines(text)
+            for probe, code in zip(step_probes(p, lines), code_for_steps(p, lines), strict=True):
+                if probe not in seen:
+                    seen.add(probe)
+                    rows.append(
+                        {
+                            "prompt": probe,
+                            "chain": code + "\n",
+                            "kind": kind,
+                            "verdict": truth.verdict,
+                            "first_error": truth.first_error,
+                        }
+                    )
+            return
         rows.append(
             {
                 "prompt": verify_prompt(p, split_lines(text)),
@@ -175,10 +241,24 @@ def build_rows(probs: list[Any], pool: list[list[Any]], seed: int) -> tuple[list
                 add(p, bad, "answer-line")
             if rng.random() < 0.5 and (bad := corrupt_value(rng, text)) is not None:
                 add(p, bad, "value")
+        if fmt == "code" and rng.random() < 0.5 and (bad := corrupt_op(rng, p, text)):
+            add(p, bad, "operation")
+    if fmt == "code":
+        for p in probs:
+            add(p, gold_solution(p), "gold")
+        for p in synthetic:  # more questions to copy from: gold and one realistic mistake
+            gold = gold_solution(p)
+            add(p, gold, "gold")
+            maker = rng.choice([corrupt_value, corrupt_answer, None, None])
+            bad = corrupt_op(rng, p, gold) if maker is None else maker(rng, gold)
+            if bad:
+                add(p, bad, "synthetic-" + ("operation" if maker is None else maker.__name__[8:]))
     n_yes = sum(r["verdict"] == 1.0 for r in rows)
     n_no = len(rows) - n_yes
     yes_rows = [r for r in rows if r["verdict"] == 1.0]
     extra = [yes_rows[i % len(yes_rows)] for i in range(max(0, n_no - n_yes))] if yes_rows else []
+    if fmt == "code":
+        extra = []
     rows += extra
     rng.shuffle(rows)
     stats = {
@@ -186,12 +266,13 @@ def build_rows(probs: list[Any], pool: list[list[Any]], seed: int) -> tuple[list
         "repeated_right_rows": len(extra),
         "by_kind": dict(Counter(r["kind"] for r in rows)),
         "yes_rate": float(np.mean([r["verdict"] for r in rows])),
-        "first_error_is_answer_line": sum(
+    }
+    if fmt == "check":
+        stats["first_error_is_answer_line"] = sum(
             r["verdict"] == 0.0 and r["chain"].rstrip().split("\n")[-2].split(":", 1)[1][:1] == "="
             for r in rows
             if r["first_error"] >= 0
-        ),
-    }
+        )
     return rows, stats
 
 
@@ -309,7 +390,8 @@ def train(work: Path, rows: list[dict], args: argparse.Namespace) -> Path:
 def score_distinct(model_dir: Path, probs: list[Any], pool: list[list[Any]], args: Any) -> list:
     """Greedy verifier scores for every candidate (each distinct text verified once),
     cached in ``WORK/eval_scores.jsonl`` so an interrupted evaluation resumes."""
-    from rewardlab.rewards.genrm_arith import load_genrm
+    import importlib
+
     from rewardlab.types import Score
 
     cache_file = model_dir / "eval_scores.jsonl"
@@ -318,7 +400,8 @@ def score_distinct(model_dir: Path, probs: list[Any], pool: list[list[Any]], arg
         for line in cache_file.read_text().splitlines():
             rec = json.loads(line)
             cache[rec["key"]] = rec
-    verifier = load_genrm(model_dir, device="cpu")
+    _, _, module, loader = FORMATS[args.format]
+    verifier = getattr(importlib.import_module(module), loader)(model_dir, device="cpu")
     todo = [(p, c) for p, row in zip(probs, pool, strict=True) for c in row]
     todo = list({(p.id, c.text): (p, c) for p, c in todo}.values())
     todo = [(p, c) for p, c in todo if f"{p.id}\x00{c.text}" not in cache]
@@ -428,17 +511,20 @@ def evaluate(model_dir: Path, probs: list[Any], pool: list[list[Any]], args: Any
 
 
 def install(model_dir: Path, evaluation: dict, stats: dict, args: Any) -> Path:
-    """Copy the verifier into ``assets/genrm_arith`` with its manifest, log and report."""
-    from rewardlab.rewards.genrm_arith import FORMAT_NAME
+    """Copy the verifier into its asset directory (``assets/genrm_arith`` or, for ``code``,
+    ``assets/genprm_arith``) with its manifest, log and report."""
+    import importlib
 
-    if ASSET.exists():
-        shutil.rmtree(ASSET)
-    ASSET.mkdir(parents=True)
+    asset_dir, name, module, loader = FORMATS[args.format]
+    asset = ASSETS / asset_dir
+    if asset.exists():
+        shutil.rmtree(asset)
+    asset.mkdir(parents=True)
     for f in SHIP_FILES:
         if (model_dir / f).is_file():
-            shutil.copy2(model_dir / f, ASSET / f)
+            shutil.copy2(model_dir / f, asset / f)
     phases = lineage(model_dir)
-    with (ASSET / "train_log.jsonl").open("w") as fh:
+    with (asset / "train_log.jsonl").open("w") as fh:
         for k, (d, t) in enumerate(phases, start=1):
             fh.write(json.dumps({"phase": k, "model": d.name, **t}) + "\n")
             log_file = d / "train_log.jsonl"
@@ -446,17 +532,17 @@ def install(model_dir: Path, evaluation: dict, stats: dict, args: Any) -> Path:
     training = json.loads((model_dir / "training.json").read_text())
     training["phases"] = [{"model": d.name, **t} for d, t in phases]
     manifest = {
-        "loader": "rewardlab.rewards.genrm_arith:load_genrm",
-        "name": "genrm",
-        "format": FORMAT_NAME,
+        "loader": f"{module}:{loader}",
+        "name": name,
+        "format": importlib.import_module(module).FORMAT_NAME,
         "backbone": "../tiny_policy",
         "training": {**training, "data": stats, "script": "scripts/train_genrm.py"},
     }
-    (ASSET / "rewardlab.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (ASSET / "report.md").write_text(report_md(evaluation, stats, training, args))
-    size = sum(f.stat().st_size for f in ASSET.iterdir())
-    log(f"installed {ASSET} ({size / 1e6:.1f} MB)")
-    return ASSET
+    (asset / "rewardlab.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (asset / "report.md").write_text(report_md(evaluation, stats, training, args))
+    size = sum(f.stat().st_size for f in asset.iterdir())
+    log(f"installed {asset} ({size / 1e6:.1f} MB)")
+    return asset
 
 
 def table(e: dict) -> str:
@@ -515,18 +601,33 @@ def phases_md(training: dict) -> str:
     return "\n".join(rows)
 
 
-def report_md(evaluation: dict, stats: dict, training: dict, args: Any) -> str:
-    e = evaluation
-    return f"""# The shipped testbed generative verifier (GenRM-FT)
+HEAD_CHECK = """# The shipped testbed generative verifier (GenRM-FT)
 
 The shipped tiny policy (3.54M-parameter Llama), fine-tuned to write a verification chain for
 an `arith` candidate: one check line per step (the question's operation for that step, the
 step re-derived by addition or one-digit multiplication, a mark), stopping at the first wrong
 step, then a verdict `V:Y`/`V:N` (format: `rewardlab/rewards/genrm_arith.py`). Loaded by
 `load_reward("genrm")` (greedy, V = 1) or `load_reward("genrm:V=4,temperature=1.0")`.
+"""
 
-Made with `OMP_NUM_THREADS=1 .venv/bin/python scripts/train_genrm.py --problems {args.problems}
---n {args.n}` (pools and chains, seed 0) and the training phases below.
+HEAD_CODE = """# The shipped testbed code-checked generative PRM (GenPRM)
+
+The shipped tiny policy (3.54M-parameter Llama), fine-tuned to turn each step of an `arith`
+candidate into one line of Python (the value the previous step states, the question's
+operation for this step), which the sandbox executes; a step is right when its line
+reproduces the number the step states (format: `rewardlab/rewards/genprm_arith.py`). The
+model only transcribes; Python does the arithmetic. Loaded by `load_reward("genprm")`
+(greedy, V = 1) or `load_reward("genprm:V=4,temperature=1.0")`.
+"""
+
+
+def report_md(evaluation: dict, stats: dict, training: dict, args: Any) -> str:
+    e = evaluation
+    head = HEAD_CODE if args.format == "code" else HEAD_CHECK
+    return f"""{head}
+Made with `OMP_NUM_THREADS=1 .venv/bin/python scripts/train_genrm.py --format {args.format}
+--problems {args.problems} --n {args.n}` (pools and chains, seed 0) and the training phases
+below.
 
 ## Training data
 
@@ -572,12 +673,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "genrm")
     ap.add_argument("--problems", type=int, default=1600)
     ap.add_argument("--n", type=int, default=4)
+    ap.add_argument(
+        "--synthetic",
+        type=int,
+        default=4000,
+        help="--format code: problems from seed 3000 added as gold + one corrupted solution",
+    )
     ap.add_argument("--heldout", type=int, default=160)
     ap.add_argument("--heldout-n", type=int, default=8)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--format",
+        default="check",
+        choices=tuple(FORMATS),
+        help="check: GenRM chains that re-derive each step (genrm); code: a Python line per "
+        "step executed in the sandbox (genprm)",
+    )
     ap.add_argument("--init", default=None, help="continue from this model (default: tiny policy)")
     ap.add_argument("--model-name", default="model", help="WORK subdirectory of the model")
     ap.add_argument(
@@ -605,9 +719,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if last == 0:
         return {}
     log("b. chains")
-    rows, stats = build_rows(train_p, train_pool, seed=0)
-    (work / "chains.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (work / "chains_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    synth = problems_for(SYNTH_SEED, args.synthetic) if args.format == "code" else []
+    if synth:
+        log(f"  synthetic problems disjoint: {check_disjoint(train_p + synth, held_p)}")
+    rows, stats = build_rows(train_p, train_pool, seed=0, fmt=args.format, synthetic=synth)
+    tag = "" if args.format == "check" else f"_{args.format}"
+    (work / f"chains{tag}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (work / f"chains{tag}_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     log(f"  {json.dumps(stats)}")
     if last == 1:
         return stats

@@ -23,7 +23,9 @@ Two optional extensions of the format, found by duck typing:
 - :class:`ProbeFormat`: a "chain" is several short prompts (probes), e.g. one per step of
   the candidate (:mod:`rewardlab.rewards.recompute`); ``parse_probes`` reads their outputs.
 - ``parse_batch(chains, candidates)``: parse many chains in one go (the code-checked format
-  executes every chain's Python in one sandbox run).
+  executes every chain's Python in one sandbox run); ``parse_probes_batch(outputs,
+  candidates)`` likewise for a probe format (``outputs``: one list of probe outputs per
+  verification).
 
 Every verification token is the verifier's cost. What a call actually spent is recorded in
 ``ledger`` (if given) under the verifier's own name; what verifying each candidate costs on
@@ -275,10 +277,24 @@ class GenerativeVerifier:
     ) -> list[list[Judgment]]:
         if isinstance(self.fmt, ProbeFormat):
             fmt = self.fmt
-            return [
-                [fmt.parse_probes(texts, cand) for texts in ch.texts]
-                for ch, cand in zip(chains, candidates, strict=True)
-            ]
+            probes_batch: Callable[..., list[Judgment]] | None = getattr(
+                fmt, "parse_probes_batch", None
+            )
+            if probes_batch is None:
+                return [
+                    [fmt.parse_probes(texts, cand) for texts in ch.texts]
+                    for ch, cand in zip(chains, candidates, strict=True)
+                ]
+            outs = [texts for ch in chains for texts in ch.texts]
+            cands = [c for ch, c in zip(chains, candidates, strict=True) for _ in ch.texts]
+            judged = list(probes_batch(outs, cands))
+            if len(judged) != len(outs):
+                raise RuntimeError(f"{fmt.name}.parse_probes_batch returned {len(judged)}")
+            grouped, at = [], 0
+            for ch in chains:
+                grouped.append(judged[at : at + len(ch.texts)])
+                at += len(ch.texts)
+            return grouped
         batch: Callable[[Sequence[str], Sequence[Candidate]], list[Judgment]] | None = getattr(
             self.fmt, "parse_batch", None
         )

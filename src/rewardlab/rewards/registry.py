@@ -36,6 +36,7 @@ REWARDS: dict[str, str] = {
     "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
     "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
     "genrm": "rewardlab.rewards.genrm_arith:load_default_genrm",
+    "genprm": "rewardlab.rewards.genprm_arith:load_default_genprm",
 }
 
 
