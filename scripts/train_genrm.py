@@ -601,6 +601,16 @@ def phases_md(training: dict) -> str:
     return "\n".join(rows)
 
 
+DATA_CHECK = """Chains written from the exact step truth for every
+distinct candidate, right and wrong, plus synthetic negatives from the right ones:"""
+
+DATA_CODE = """One row per distinct step probe (the line before
+the step, the question's sentence for it) of every distinct candidate, right and wrong, plus
+synthetic wrong-value and wrong-operation copies and the gold solution of every training
+problem and of `--synthetic` more problems (seed 3000, also disjoint from the default run and
+the held-out set); the target line is written by rule from the question and the candidate's
+text (`genprm_arith.code_for_steps`), never from the truth. Rows by kind of candidate:"""
+
 HEAD_CHECK = """# The shipped testbed generative verifier (GenRM-FT)
 
 The shipped tiny policy (3.54M-parameter Llama), fine-tuned to write a verification chain for
@@ -625,16 +635,25 @@ def report_md(evaluation: dict, stats: dict, training: dict, args: Any) -> str:
     e = evaluation
     head = HEAD_CODE if args.format == "code" else HEAD_CHECK
     return f"""{head}
-Made with `OMP_NUM_THREADS=1 .venv/bin/python scripts/train_genrm.py --format {args.format}
---problems {args.problems} --n {args.n}` (pools and chains, seed 0) and the training phases
-below.
+Made with `OMP_NUM_THREADS={args.threads} .venv/bin/python scripts/train_genrm.py --format
+{args.format} --problems {args.problems} --n {args.n}` (pools and training rows, seed 0) and
+the training phases below{
+        " (one phase: `--steps "
+        + str(args.steps)
+        + " --batch-size "
+        + str(args.batch_size)
+        + " --lr "
+        + str(args.lr)
+        + "`)"
+        if args.format == "code"
+        else ""
+    }.
 
 ## Training data
 
 Tiny policy samples (T = 1.0) on {args.problems} problems x {args.n} from seed {TRAIN_SEED}
 (none is a problem of the default scale run, seed 0, nor of the held-out set, seed
-{HELDOUT_SEED}: checked by id and question). Chains written from the exact step truth for every
-distinct candidate, right and wrong, plus synthetic negatives from the right ones:
+{HELDOUT_SEED}: checked by id and question). {DATA_CODE if args.format == "code" else DATA_CHECK}
 
 ```json
 {json.dumps(stats, indent=2)}
@@ -643,9 +662,9 @@ distinct candidate, right and wrong, plus synthetic negatives from the right one
 ## Training
 
 Fine-tuning phases (each continues from the previous weights with `--init`; AdamW, warm-up
-min(50, steps/10), cosine, loss on the chain tokens only, `rewardlab.train.loop.fit`, one CPU
-thread, on a 2-core machine shared with other jobs). `train_log.jsonl` holds every phase's log,
-each after a `{{"phase": k}}` record.
+min(50, steps/10), cosine, loss on the chain tokens only, `rewardlab.train.loop.fit`,
+{args.threads} CPU thread(s), on a 2-core machine shared with other jobs). `train_log.jsonl`
+holds every phase's log, each after a `{{"phase": k}}` record.
 
 {phases_md(training)}
 

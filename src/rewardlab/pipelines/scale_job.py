@@ -121,7 +121,7 @@ class ScaleConfig:
 
 #: The shipped testbed reward models (trained on arith problems only; see
 #: docs/reward_models.md): an ORM, a classifier PRM and an implicit PRM.
-TESTBED_RMS: tuple[str, ...] = ("orm", "prm", "implicit-prm")
+TESTBED_RMS: tuple[str, ...] = ("orm", "prm", "implicit-prm", "genprm")
 
 
 def default_rewards(task: str, pool_file: str | None = None) -> tuple[str, ...]:
