@@ -56,6 +56,23 @@ def candidates(n: int) -> tuple[list[Problem], list[Candidate]]:
     return probs, cands
 
 
+WHY = {
+    "recompute": (
+        "With a 3.5M-parameter model the forward pass is cheap and the backend's per-row Python "
+        "work at every generated token (each row's own random stream and logprob bookkeeping, "
+        "stop-string checks by decoding) is most of the cost, and it grows with the rows, so "
+        "batching buys little here; a one-at-a-time `recompute` call also already batches the "
+        "candidate's ~5 probes."
+    ),
+    "genprm": (
+        "`genprm` executes its lines in the sandbox: batched, every line of every candidate runs "
+        "in one sandbox call; one candidate at a time pays a sandbox start per candidate, which "
+        "costs far more than the model's few short probes."
+    ),
+    "genrm": "Each chain is a whole generation (about 115 tokens) per candidate.",
+}
+
+
 def timed(fn: Any, repeats: int) -> tuple[float, Any]:
     out = fn()  # warm-up
     times = []
@@ -172,12 +189,7 @@ def main() -> None:
             "",
             f"Batched speed-up: `{args.verifier}` {result['batched_speedup']:.2f}x (identical "
             "scores: "
-            f"{same}); whole chains {c_loop / c_batch:.2f}x. With a 3.5M-parameter model the "
-            "forward pass is cheap and the backend's per-row Python work at every generated "
-            "token (each row's own random stream and logprob bookkeeping, stop-string checks "
-            "by decoding) is most of the cost, and it grows with the rows, so batching buys "
-            "little here; a one-at-a-time `recompute` call also already batches the "
-            "candidate's ~5 probes.",
+            f"{same}); whole chains {c_loop / c_batch:.2f}x. " + WHY[args.verifier],
             "",
             "| per candidate | tokens | FLOPs | seconds |",
             "|---|---:|---:|---:|",
