@@ -63,7 +63,11 @@ class Server:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.command, env=env, stdout=out, stderr=out)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:  # a timeout (pytest's too) must not leave the process behind
+                self.stop()
+                raise
 
     def wait_ready(self) -> None:
         t0 = time.monotonic()

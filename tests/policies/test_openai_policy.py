@@ -10,6 +10,7 @@ does not fill: native ``n``, log-probabilities against the in-process model, ``e
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -31,11 +32,13 @@ from rewardlab.policies.openai_http import (
     ServerError,
     ServerUnavailableError,
 )
-from rewardlab.policies.registry import load_policy
+from rewardlab.policies.registry import load_policy, tiny_policy_dir
+from rewardlab.tasks.arith import make_problem
 from rewardlab.types import Sampling
 
-QUESTIONS = ("What is 12 + 7?", "What is 3 * 4 - 5?", "What is 81 - 9 + 2?")
+QUESTIONS = tuple(make_problem(random.Random(i), 2).question for i in range(3))
 T1 = Sampling(temperature=1.0, max_new_tokens=24, seed=3)
+HOT = Sampling(temperature=3.0, max_new_tokens=24, seed=3)  # the tiny policy is sure of itself
 GREEDY = Sampling(temperature=0.0, max_new_tokens=24, seed=0)
 
 # server starts import torch + transformers: on a loaded 2-core machine that takes minutes
@@ -47,15 +50,27 @@ needs_serve = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def hf_serve(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = transformers_serve(tiny_llama_dir, tmp_path_factory.mktemp("tserve") / "log")
+def model_dir() -> Path:
+    """The shipped tiny policy: it writes arith steps line by line, so stops are exercised."""
+    return tiny_policy_dir()
+
+
+@pytest.fixture(scope="module")
+def local(model_dir: Path) -> HFPolicy:
+    """The same model in-process: what the servers' answers are checked against."""
+    return HFPolicy.from_dir(model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def hf_serve(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = transformers_serve(model_dir, tmp_path_factory.mktemp("tserve") / "log")
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def vllm_server(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = vllm_like(tiny_llama_dir, tmp_path_factory.mktemp("vserve") / "log")
+def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = vllm_like(model_dir, tmp_path_factory.mktemp("vserve") / "log")
     yield server
     server.stop()
 
@@ -71,17 +86,23 @@ def prompts(policy: Policy) -> list[str]:
     return [policy.format_prompt(q) for q in QUESTIONS]
 
 
+def with_first_steps(local: HFPolicy) -> list[str]:
+    """The prompts, and each prompt followed by its greedy first step (a mid-solution prefix)."""
+    firsts = local.extend(prompts(local), GREEDY, ["\n"])
+    return prompts(local) + [p + c.text for p, c in zip(prompts(local), firsts, strict=True)]
+
+
 # -- transformers serve ---------------------------------------------------------------------
 
 
 @needs_serve
 def test_samples_n_per_prompt_emulating_n(
-    hf_serve: Server, tiny_llama_dir: Path, tiny_policy: HFPolicy
+    hf_serve: Server, model_dir: Path, local: HFPolicy
 ) -> None:
     ledger = Ledger()
-    policy = remote(hf_serve, str(tiny_llama_dir), "concurrency=4", ledger=ledger, device="cpu")
+    policy = remote(hf_serve, str(model_dir), "concurrency=4", ledger=ledger, device="cpu")
     assert isinstance(policy, Policy)
-    rows = policy.sample(prompts(policy), 3, T1)
+    rows = policy.sample(prompts(policy), 3, HOT)
     assert [len(r) for r in rows] == [3, 3, 3]
     info = describe(policy)
     assert info["server"] == "transformers" and info["emulate_n"] is True
@@ -89,8 +110,8 @@ def test_samples_n_per_prompt_emulating_n(
     assert len({c.text for row in rows for c in row}) > 3  # it really samples
     for prompt, row in zip(prompts(policy), rows, strict=True):
         for c in row:  # the server's usage = the in-process tokenizer's count
-            assert c.prompt_tokens == len(tiny_policy._encode(prompt))
-            assert 1 <= c.generated_tokens <= T1.max_new_tokens
+            assert c.prompt_tokens == len(local._encode(prompt))
+            assert 1 <= c.generated_tokens <= HOT.max_new_tokens
             assert c.logprobs is None  # transformers serve fills no logprobs
     cost = ledger.totals(policy.name)
     assert cost.calls == 1
@@ -100,10 +121,10 @@ def test_samples_n_per_prompt_emulating_n(
 
 @needs_serve
 def test_greedy_text_equals_the_in_process_model(
-    hf_serve: Server, tiny_llama_dir: Path, tiny_policy: HFPolicy
+    hf_serve: Server, model_dir: Path, local: HFPolicy
 ) -> None:
-    policy = remote(hf_serve, str(tiny_llama_dir))
-    here = tiny_policy.sample(prompts(tiny_policy), 1, GREEDY)
+    policy = remote(hf_serve, str(model_dir))
+    here = local.sample(prompts(local), 1, GREEDY)
     there = policy.sample(prompts(policy), 1, GREEDY)
     assert [r[0].text for r in there] == [r[0].text for r in here]
     assert [r[0].generated_tokens for r in there] == [r[0].generated_tokens for r in here]
@@ -111,14 +132,14 @@ def test_greedy_text_equals_the_in_process_model(
 
 @needs_serve
 def test_extend_keeps_the_stop_string_like_the_hf_backend(
-    hf_serve: Server, tiny_llama_dir: Path, tiny_policy: HFPolicy
+    hf_serve: Server, model_dir: Path, local: HFPolicy
 ) -> None:
-    prefixes = [p + line for p in prompts(tiny_policy) for line in ("", "12 + 7 = ")]
-    here = tiny_policy.extend(prefixes, GREEDY, ["\n"])
+    prefixes = with_first_steps(local)
+    here = local.extend(prefixes, GREEDY, ["\n"])
     assert sum(c.text.endswith("\n") for c in here) >= 2  # the stop is really exercised
     for mode in ("server", "client"):
         ledger = Ledger()
-        policy = remote(hf_serve, str(tiny_llama_dir), f"stops={mode}", ledger=ledger)
+        policy = remote(hf_serve, str(model_dir), f"stops={mode}", ledger=ledger)
         there = policy.extend(prefixes, GREEDY, ["\n"])
         assert [c.text for c in there] == [c.text for c in here], mode
         assert [c.finish_reason for c in there] == [c.finish_reason for c in here], mode
@@ -130,17 +151,17 @@ def test_extend_keeps_the_stop_string_like_the_hf_backend(
 
 
 @needs_serve
-def test_wrong_model_names_the_served_ones(hf_serve: Server, tiny_llama_dir: Path) -> None:
+def test_wrong_model_names_the_served_ones(hf_serve: Server, model_dir: Path) -> None:
     policy = remote(hf_serve, "tiny-lama")
     with pytest.raises(ModelNotFoundError, match="does not serve model 'tiny-lama'") as err:
         policy.sample(["Question: 1 + 1?\n"], 1, GREEDY)
-    assert err.value.available == (str(tiny_llama_dir),)
-    assert str(tiny_llama_dir) in str(err.value)
+    assert err.value.available == (str(model_dir),)
+    assert str(model_dir) in str(err.value)
 
 
 @needs_serve
-def test_no_echo_means_a_clear_error(hf_serve: Server, tiny_llama_dir: Path) -> None:
-    policy = remote(hf_serve, str(tiny_llama_dir))
+def test_no_echo_means_a_clear_error(hf_serve: Server, model_dir: Path) -> None:
+    policy = remote(hf_serve, str(model_dir))
     with pytest.raises(OpenAIBackendError, match="no prompt log-probabilities"):
         policy.continuation_logprobs(["Question: 1 + 1?\n"], ["Answer: 2"])
 
@@ -156,8 +177,8 @@ def test_server_down_is_a_clear_error() -> None:
 
 
 @needs_serve
-def test_retries_across_a_server_restart(hf_serve: Server, tiny_llama_dir: Path) -> None:
-    policy = remote(hf_serve, str(tiny_llama_dir), "max_retries=200,backoff_s=0.1,max_backoff_s=1")
+def test_retries_across_a_server_restart(hf_serve: Server, model_dir: Path) -> None:
+    policy = remote(hf_serve, str(model_dir), "max_retries=2000,backoff_s=0.1,max_backoff_s=1")
     before = policy.sample(prompts(policy)[:1], 1, GREEDY)  # connected and checked
     hf_serve.stop()
     result: list[object] = []
@@ -177,7 +198,7 @@ def test_retries_across_a_server_restart(hf_serve: Server, tiny_llama_dir: Path)
 
 
 def test_native_n_and_logprobs_match_the_in_process_model(
-    vllm_server: Server, tiny_policy: HFPolicy
+    vllm_server: Server, local: HFPolicy
 ) -> None:
     policy = remote(vllm_server, "tiny-test", "concurrency=3")
     rows = policy.sample(prompts(policy), 4, T1)
@@ -185,37 +206,36 @@ def test_native_n_and_logprobs_match_the_in_process_model(
     assert describe(policy)["emulate_n"] is False and policy.stats.server == "vllm"
     assert policy.transport.stats.requests == 1 + 3  # /models, then one request per prompt
     pairs = [(p, c) for p, row in zip(prompts(policy), rows, strict=True) for c in row]
-    expected = continuation_logprobs(tiny_policy, [p for p, _ in pairs], [c.text for _, c in pairs])
+    expected = continuation_logprobs(local, [p for p, _ in pairs], [c.text for _, c in pairs])
     for (_, c), want in zip(pairs, expected, strict=True):
-        assert c.logprobs is not None and len(c.logprobs) == c.generated_tokens == len(want)
-        assert c.logprobs == pytest.approx(want, abs=1e-4)
+        assert c.logprobs is not None and len(c.logprobs) == c.generated_tokens
+        # the end-of-sequence token is generated (and counted) but has no text
+        eos = 1 if c.finish_reason == "stop" else 0
+        assert len(c.logprobs) == len(want) + eos
+        assert c.logprobs[: len(want)] == pytest.approx(want, abs=1e-4)
 
 
-def test_extend_puts_the_reported_stop_back(vllm_server: Server, tiny_policy: HFPolicy) -> None:
+def test_extend_puts_the_reported_stop_back(vllm_server: Server, local: HFPolicy) -> None:
     policy = remote(vllm_server, "tiny-test")
-    prefixes = [p + line for p in prompts(policy) for line in ("", "12 + 7 = ")]
+    prefixes = with_first_steps(local)
     there = policy.extend(prefixes, GREEDY, ["\n", "="])
-    here = tiny_policy.extend(prefixes, GREEDY, ["\n", "="])
+    here = local.extend(prefixes, GREEDY, ["\n", "="])
     assert [c.text for c in there] == [c.text for c in here]
     assert any(c.text.endswith(("\n", "=")) for c in there)
     for c in there:
         assert c.logprobs is not None and len(c.logprobs) == c.generated_tokens
 
 
-def test_echo_scoring_matches_the_in_process_model(
-    vllm_server: Server, tiny_policy: HFPolicy
-) -> None:
+def test_echo_scoring_matches_the_in_process_model(vllm_server: Server, local: HFPolicy) -> None:
     ledger = Ledger()
     policy = remote(vllm_server, "tiny-test", "params=1000", ledger=ledger)
     prefixes = prompts(policy)
     continuations = ["12 + 7 = 19\nThe answer is 19.", "3 * 4 = 12", " 74"]
     got = policy.continuation_logprobs(prefixes, continuations)
-    want = continuation_logprobs(tiny_policy, prefixes, continuations)
+    want = continuation_logprobs(local, prefixes, continuations)
     for g, w in zip(got, want, strict=True):
         assert g == pytest.approx(w, abs=1e-4)
-    read = sum(
-        len(tiny_policy._encode(p + c)) for p, c in zip(prefixes, continuations, strict=True)
-    )
+    read = sum(len(local._encode(p + c)) for p, c in zip(prefixes, continuations, strict=True))
     assert ledger.totals(policy.name).scored_tokens == read
     assert ledger.totals(policy.name).flops == 2 * 1000 * read
 

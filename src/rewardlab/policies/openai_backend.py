@@ -781,12 +781,15 @@ class OpenAIPolicy:
             "logprobs": max(self.config.logprobs, 1),
         }
         reply = self.transport.post("completions", body)
-        choices = parse_choices(reply, chat=False)
-        raw = reply["choices"][0].get("logprobs") if choices else None
+        choices = reply.get("choices") if isinstance(reply, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(first, dict) or not isinstance(first.get("text"), str):
+            raise _bad("expected 'choices' with a 'text'", reply)
+        raw = first.get("logprobs")
         offsets = raw.get("text_offset") if isinstance(raw, dict) else None
         tokens, values = _echo_lists(raw)
         text = prefix + continuation
-        if not choices or tokens is None or not choices[0].text.startswith(text):
+        if tokens is None or not first["text"].startswith(text):
             raise OpenAIBackendError(
                 f"the server at {self.transport.base_url} returned no prompt log-probabilities "
                 "(echo + logprobs): scoring needs a server that echoes them (vLLM; llama.cpp "
