@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -36,10 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests" / "policies"))
 from _machine import MachineProbe, machine_line  # noqa: E402
 
-QUESTIONS = [
-    f"What is {a} + {b} * {a % 5 + 1}?"
-    for a, b in zip(range(3, 40, 3), range(7, 90, 7), strict=False)
-]
+
+def questions(count: int) -> list[str]:
+    """Arith testbed questions (2-4 operations): the tiny policy answers in a few lines."""
+    from rewardlab.tasks.arith import make_problem
+
+    return [make_problem(random.Random(i), 2 + i % 3).question for i in range(count)]
 
 
 def timed(fn: Any, repeats: int) -> tuple[float, float, Any]:
@@ -58,7 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
 
@@ -74,7 +77,7 @@ def main() -> None:
     probe = MachineProbe()
     model_dir = tiny_policy_dir()
     local = HFPolicy.from_dir(model_dir, device="cpu", name="tiny")
-    prompts = [local.format_prompt(q) for q in (QUESTIONS * 4)[: a.prompts]]
+    prompts = [local.format_prompt(q) for q in questions(a.prompts)]
     params = Sampling(temperature=1.0, max_new_tokens=a.max_new_tokens, seed=0)
     rows: list[dict[str, Any]] = []
 

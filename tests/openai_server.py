@@ -6,7 +6,7 @@ body. This one fills what vLLM fills (``n`` choices, per-token ``logprobs``, ``e
 log-probabilities and ``text_offset``, ``stop_reason``, the stop string left out of the text)
 from a real model (:class:`rewardlab.policies.hf.HFPolicy`), and takes faults to serve next:
 
-    POST /admin/faults {"faults": ["429", "500", "garbage", "shape"]}
+    POST /admin/faults {"faults": ["429", "500", "garbage", "shape"]}   ({"clear": true} empties)
 
     python tests/openai_server.py --model DIR --port P [--name NAME]
 """
@@ -44,6 +44,8 @@ def create_app(policy: HFPolicy, name: str) -> FastAPI:
     @app.post("/admin/faults")
     def set_faults(body: dict[str, Any]) -> dict[str, Any]:
         with lock:
+            if body.get("clear"):
+                faults.clear()
             faults.extend(str(f) for f in body.get("faults", []))
         return {"queued": len(faults)}
 

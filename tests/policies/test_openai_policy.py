@@ -176,6 +176,7 @@ def test_server_down_is_a_clear_error() -> None:
     assert time.monotonic() - t0 < 10
 
 
+@pytest.mark.slow
 @needs_serve
 def test_retries_across_a_server_restart(hf_serve: Server, model_dir: Path) -> None:
     policy = remote(hf_serve, str(model_dir), "max_retries=2000,backoff_s=0.1,max_backoff_s=1")
@@ -265,3 +266,30 @@ def test_errors_that_are_not_retried(vllm_server: Server) -> None:
     unchecked = remote(vllm_server, "other", "check_model=false")
     with pytest.raises(ModelNotFoundError, match="404 for model 'other'"):
         unchecked.sample(prompts(policy)[:1], 1, GREEDY)
+
+
+def test_rewardlab_sample_through_the_server(vllm_server: Server, tmp_path: Path) -> None:
+    """The CLI takes an ``openai:`` spec like any other policy, and a re-run resumes: the
+    store already has every candidate, so no request is sent."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from rewardlab.cli.main import app
+
+    out = tmp_path / "pool"
+    spec = f"openai:base_url={vllm_server.url},model=tiny-test,params=3.5M"
+    args = ["sample", "--out", str(out), "--policy", spec, "--problems", "3", "--n", "2"]
+    args += ["--difficulty", "1-2", "--max-new-tokens", "48"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    rows = [json.loads(x) for x in (out / "pool.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["generated_tokens"] > 0 for r in rows)
+    assert sum(r["correct"] for r in rows) >= 1  # the shipped policy solves easy ones
+    httpx.post(vllm_server.url.replace("/v1", "/admin/faults"), json={"faults": ["500"] * 50})
+    again = CliRunner().invoke(app, args)  # would fail on the 500s if it asked the server
+    assert again.exit_code == 0, again.output
+    assert (out / "pool.jsonl").read_text().splitlines() == [
+        json.dumps(r, ensure_ascii=False) for r in rows
+    ]
+    httpx.post(vllm_server.url.replace("/v1", "/admin/faults"), json={"clear": True})
