@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -45,16 +46,42 @@ def questions(count: int) -> list[str]:
     return [make_problem(random.Random(i), 2 + i % 3).question for i in range(count)]
 
 
-def timed(fn: Any, repeats: int) -> tuple[float, float, Any]:
-    """Median wall seconds and client CPU seconds over ``repeats`` calls after one warm-up."""
+def tree_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system, reaped children too) of a process and its descendants, from
+    /proc: the server's share of the work, which the client's clock cannot see. 0 without pid."""
+    if pid is None:
+        return 0.0
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            stats[int(entry)] = raw[raw.rindex(")") + 2 :].split()
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, fields in stats.items():
+            if int(fields[1]) == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(sum(int(x) for x in stats[p][11:15]) / ticks for p in tree if p in stats)
+
+
+def timed(fn: Any, repeats: int, server_pid: int | None) -> tuple[float, float, float, Any]:
+    """Medians over ``repeats`` calls after one warm-up: wall seconds, client CPU seconds,
+    server CPU seconds."""
     fn()
-    walls, cpus, out = [], [], None
+    walls, cpus, server, out = [], [], [], None
     for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
+        s0, c0, t0 = tree_cpu_s(server_pid), time.process_time(), time.perf_counter()
         out = fn()
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus), out
+        server.append(tree_cpu_s(server_pid) - s0)
+    return statistics.median(walls), statistics.median(cpus), statistics.median(server), out
 
 
 def main() -> None:
@@ -81,17 +108,23 @@ def main() -> None:
     params = Sampling(temperature=1.0, max_new_tokens=a.max_new_tokens, seed=0)
     rows: list[dict[str, Any]] = []
 
-    def add(method: str, fn: Any, requests: int, base: str | None = None) -> None:
-        wall, cpu, out = timed(fn, a.repeats)
+    def add(
+        method: str, fn: Any, requests: int, base: str | None = None, pid: int | None = None
+    ) -> None:
+        wall, cpu, server_cpu, out = timed(fn, a.repeats, pid)
         tokens = sum(c.generated_tokens for row in out for c in row)
+        total_cpu = cpu + server_cpu
         row = {
             "method": method, "wall_s": round(wall, 3), "client_cpu_s": round(cpu, 3),
+            "server_cpu_s": round(server_cpu, 3), "cpu_s": round(total_cpu, 3),
             "generated_tokens": tokens, "tokens_per_s": round(tokens / wall, 1),
+            "tokens_per_cpu_s": round(tokens / total_cpu, 1) if total_cpu else None,
             "requests": requests, "baseline": base,
         }  # fmt: skip
         if base is not None:
             ref = next(r for r in rows if r["method"] == base)
             row["hop_ms_per_request"] = round((wall - ref["wall_s"]) / requests * 1000, 1)
+            row["hop_cpu_ms_per_request"] = round((total_cpu - ref["cpu_s"]) / requests * 1000, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -125,6 +158,7 @@ def main() -> None:
                 lambda remote=remote: remote.sample(prompts, a.n, params),
                 a.prompts,
                 "hf in-process, one prompt (n rows) per call",
+                vserver.proc.pid if vserver.proc else None,
             )
         vserver.stop()
         if transformers_cli() is not None:
@@ -138,6 +172,7 @@ def main() -> None:
                     lambda remote=remote: remote.sample(prompts, a.n, params),
                     total,
                     "hf in-process, one sample per call",
+                    tserver.proc.pid if tserver.proc else None,
                 )
     finally:
         for s in servers:
@@ -173,19 +208,24 @@ def markdown(result: dict[str, Any]) -> str:
         "with one torch thread each.",
         machine_line(result["machine"]),
         "",
-        "`hop ms/request`: wall time per HTTP request beyond the in-process row that does the "
-        "same work per call (named in `vs`).",
+        "`CPU s` = the client's CPU seconds + the server process tree's (from /proc): on a "
+        "machine shared with other work, CPU time is the steadier measure of the hop, wall time "
+        "the one a user waits. `hop ... /request`: per HTTP request, the wall or CPU time beyond "
+        "the in-process row that does the same work per call (named in `vs`).",
         "",
-        "| method | wall s | client CPU s | generated tokens | tokens/s | requests "
-        "| hop ms/request | vs |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| method | wall s | CPU s (client + server) | generated tokens | tokens/s | "
+        "tokens/CPU s | requests | hop wall ms/request | hop CPU ms/request | vs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["rows"]:
-        hop = r.get("hop_ms_per_request")
+        hop, hop_cpu = r.get("hop_ms_per_request"), r.get("hop_cpu_ms_per_request")
+        per_cpu = r.get("tokens_per_cpu_s")
         lines.append(
-            f"| {r['method']} | {r['wall_s']:.2f} | {r['client_cpu_s']:.2f} | "
-            f"{r['generated_tokens']} | {r['tokens_per_s']:.0f} | {r['requests'] or '-'} | "
-            f"{'-' if hop is None else f'{hop:.1f}'} | {r['baseline'] or '-'} |"
+            f"| {r['method']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} "
+            f"({r['client_cpu_s']:.2f} + {r['server_cpu_s']:.2f}) | {r['generated_tokens']} | "
+            f"{r['tokens_per_s']:.0f} | {'-' if per_cpu is None else f'{per_cpu:.0f}'} | "
+            f"{r['requests'] or '-'} | {'-' if hop is None else f'{hop:.1f}'} | "
+            f"{'-' if hop_cpu is None else f'{hop_cpu:.1f}'} | {r['baseline'] or '-'} |"
         )
     return "\n".join(lines) + "\n"
 
