@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewardlab.rewards.base import check_reward
+from rewardlab.rewards.base import StepReward, check_reward
 from rewardlab.rewards.registry import check_reward as check_spec
 from rewardlab.rewards.registry import is_learned, load_reward, split_specs
 from rewardlab.types import Candidate, Problem
@@ -91,6 +91,7 @@ def test_qwen_prm_is_the_same_alone_and_in_a_padded_batch(qwen: Any) -> None:
                     strict=True):  # fmt: skip
         np.testing.assert_allclose(a.steps, b.steps, rtol=1e-5, atol=1e-6)
     check_reward(batched, problems, cands)
+    assert isinstance(batched, StepReward)
 
 
 def test_qwen_prm_reads_a_step_containing_the_separator_once(qwen: Any) -> None:
@@ -230,6 +231,7 @@ def test_seqcls_rm_reads_the_scalar_head_at_the_last_token(
     want = [_skywork_card(model, tok, QUESTION, c.text) for c in cands]
     np.testing.assert_allclose([s.value for s in got], want, rtol=1e-5, atol=1e-6)
     assert len(set(np.round(want, 6))) == 3
+    assert not hasattr(reward, "score_steps")  # an outcome reward, never taken for a PRM
     check_reward(reward, problems, cands)
 
 
@@ -426,3 +428,24 @@ def test_scale_cli_passes_a_spec_with_arguments_whole() -> None:
         "qwen-prm:path=/m/p,dtype=bfloat16",
         "prm",
     )
+
+
+def test_scale_scores_a_pool_with_a_published_prm_and_a_seqcls_rm(
+    qwen: Any, sky: Any, tmp_path: Path
+) -> None:
+    """End to end through ``rewardlab scale``: the PRM enters as a process reward (steps
+    stored, every aggregation a strategy), the seq-cls RM as an outcome reward."""
+    from rewardlab.pipelines.scale_job import ScaleConfig, run_scale
+    from rewardlab.store import SampleStore
+
+    specs = (f"qwen-prm:path={qwen[0]},batch_size=4", f"seqcls-rm:path={sky[0]}")
+    cfg = ScaleConfig.quick(
+        problems=3, n_max=2, difficulty=(2, 3), rewards=specs, n_boot=20, n_resamples=10,
+        device="cpu",
+    )  # fmt: skip
+    result = run_scale(cfg, tmp_path / "run")
+    names = set(result["summary"]["strategies"])
+    assert "bon[qwen-prm:min]" in names and "bon[seqcls-rm]" in names, names
+    labels = SampleStore(tmp_path / "run" / "pool.sqlite").rewards()
+    assert any(lab.startswith("qwen-prm@") and lab.endswith("#steps") for lab in labels)
+    assert any(lab.startswith("seqcls-rm@") and "#" not in lab for lab in labels), labels

@@ -247,8 +247,8 @@ def batch_ids(batch: Sequence[Encoded], tokenizer: Any, model: Any, device: Any)
 class PresetScorer:
     """The scoring loop every preset shares; a preset supplies ``encode`` and ``read``.
 
-    ``score`` and ``score_steps`` both return one :class:`Score` per candidate (``steps``
-    holds the per-step values for the step recipes); candidates without steps or longer than
+    ``score`` returns one :class:`Score` per candidate (``steps`` holds the per-step values
+    for the step recipes, :class:`StepScorer`); candidates without steps or longer than
     the model's context are ungraded with the reason. Candidates are sorted by length and run
     ``batch_size`` at a time, one forward pass per batch.
     """
@@ -300,6 +300,11 @@ class PresetScorer:
         if missing:
             raise RuntimeError(f"{self.name}: no score read for candidates {missing}")
         return out  # type: ignore[return-value]
+
+
+class StepScorer(PresetScorer):
+    """A preset whose scores are per step: also a :class:`~rewardlab.rewards.base.StepReward`
+    (the outcome presets are not, so the jobs never take them for process rewards)."""
 
     def score_steps(
         self, problems: Sequence[Problem], candidates: Sequence[Candidate]

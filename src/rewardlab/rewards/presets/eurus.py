@@ -34,7 +34,7 @@ import numpy as np
 
 from rewardlab.rewards.implicit import token_logprobs
 from rewardlab.rewards.presets.common import (
-    PresetScorer,
+    StepScorer,
     batch_ids,
     fingerprint,
     load_auto,
@@ -67,7 +67,7 @@ def card_positions(tokenizer: Any, question: str, steps: Sequence[str]) -> tuple
 
 
 @dataclass(frozen=True, eq=False)
-class EurusPRM(PresetScorer):
+class EurusPRM(StepScorer):
     """Implicit PRM read as EurusPRM's card reads it (a ``StepReward``).
 
     Args:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.rewards.presets.common import (
-    PresetScorer,
+    StepScorer,
     batch_ids,
     fingerprint,
     load_auto,
@@ -59,7 +59,7 @@ def tag_id(tokenizer: Any, tag: str, where: str) -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class MathShepherdPRM(PresetScorer):
+class MathShepherdPRM(StepScorer):
     """Math-Shepherd-style process reward (a :class:`~rewardlab.rewards.base.StepReward`).
 
     Args:

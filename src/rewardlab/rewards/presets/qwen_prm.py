@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.rewards.presets.common import (
-    PresetScorer,
+    StepScorer,
     batch_ids,
     chat_text,
     device_of,
@@ -70,7 +70,7 @@ def mlp_head(tensors: dict[str, Any], where: str) -> Any:
 
 
 @dataclass(frozen=True, eq=False)
-class QwenPRM(PresetScorer):
+class QwenPRM(StepScorer):
     """Qwen2.5-Math-PRM-style process reward (a :class:`~rewardlab.rewards.base.StepReward`).
 
     Args:
