@@ -106,7 +106,10 @@ def qwen_prm(root: Path, seed: int = 0) -> tuple[Path, Any, Any]:
     out = _save(
         model, tok, root / "qwen-prm",
         architectures=["Qwen2ForProcessRewardModel"],
-        auto_map={"AutoModel": "modeling_qwen2_rm.Qwen2ForProcessRewardModel"},
+        auto_map={
+            "AutoConfig": "configuration_qwen2_rm.Qwen2RMConfig",
+            "AutoModel": "modeling_qwen2_rm.Qwen2ForProcessRewardModel",
+        },
     )  # fmt: skip
     return out, model, tok
 

@@ -449,3 +449,19 @@ def test_scale_scores_a_pool_with_a_published_prm_and_a_seqcls_rm(
     labels = SampleStore(tmp_path / "run" / "pool.sqlite").rewards()
     assert any(lab.startswith("qwen-prm@") and lab.endswith("#steps") for lab in labels)
     assert any(lab.startswith("seqcls-rm@") and "#" not in lab for lab in labels), labels
+
+
+def test_bfloat16_weights_score_close_to_float32(qwen: Any, armo: Any, eurus: Any) -> None:
+    """The dtype path (heads cast with the backbone; ArmoRM's heads and Eurus's log-ratios in
+    float32) runs and stays near the float32 scores."""
+    pi, ref = eurus[0], eurus[1]
+    problems, cands = _pairs()
+    for spec, tol in [
+        (f"qwen-prm:path={qwen[0]}", 0.05),
+        (f"armorm:path={armo[0]}", 0.05),
+        (f"eurus-prm:path={pi},ref={ref},beta=1", 0.5),
+    ]:
+        full = load_reward(spec, device="cpu").score(problems, cands)
+        half = load_reward(f"{spec},dtype=bfloat16", device="cpu").score(problems, cands)
+        for a, b in zip(full, half, strict=True):
+            assert b.value is not None and b.value == pytest.approx(a.value, abs=tol), spec
