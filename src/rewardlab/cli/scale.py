@@ -44,6 +44,13 @@ def _split(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _split_rewards(text: str | None) -> tuple[str, ...] | None:
+    """Reward specs, each with its own ``key=value,...`` arguments (``qwen-prm:path=D,x=1``)."""
+    from rewardlab.rewards.registry import split_specs
+
+    return None if text is None else split_specs(text)
+
+
 class Tracker:
     """Wraps a progress factory and remembers the stage in flight (for the interrupt note)."""
 
@@ -175,7 +182,7 @@ def scale(
             n_max=n_max,
             problems=problems,
             difficulty=parse_range(difficulty) if difficulty else None,
-            rewards=_split(rewards),
+            rewards=_split_rewards(rewards),
             strategies=_split(strategies),
             seed=seed,
             temperature=temperature,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,16 @@ REWARDS: dict[str, str] = {
     "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
     "genrm": "rewardlab.rewards.genrm_arith:load_default_genrm",
     "genprm": "rewardlab.rewards.genprm_arith:load_default_genprm",
+    # published reward models by their own recipes, from a local directory (path=DIR)
+    "qwen-prm": "rewardlab.rewards.presets.qwen_prm:load_qwen_prm",
+    "math-shepherd": "rewardlab.rewards.presets.math_shepherd:load_math_shepherd",
+    "seqcls-rm": "rewardlab.rewards.presets.outcome:load_seqcls_rm",
+    "armorm": "rewardlab.rewards.presets.outcome:load_armorm",
+    "eurus-prm": "rewardlab.rewards.presets.eurus:load_eurus_prm",
 }
+
+#: registry targets that load model weights (they take ``device``)
+_LEARNED_PREFIXES = ("rewardlab.rewards.learned:", "rewardlab.rewards.presets.")
 
 
 def register(name: str, target: str) -> None:
@@ -83,6 +93,28 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
+_ARG = re.compile(r"^\s*[A-Za-z_]\w*=")
+
+
+def split_specs(text: str) -> tuple[str, ...]:
+    """Comma-separated reward specs, where a spec's own ``key=value`` arguments are also
+    comma-separated: a piece that reads ``key=...`` continues the spec before it when that
+    spec has arguments (``a:x=1,y=2,b`` is ``a:x=1,y=2`` and ``b``).
+
+    >>> split_specs("logprob,qwen-prm:path=/m/prm,dtype=bfloat16,prm")
+    ('logprob', 'qwen-prm:path=/m/prm,dtype=bfloat16', 'prm')
+    """
+    out: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if out and ":" in out[-1] and _ARG.match(piece) and ":" not in piece.split("=", 1)[0]:
+            out[-1] = f"{out[-1]},{piece}"
+        else:
+            out.append(piece)
+    return tuple(out)
+
+
 def load_reward(spec: str, **kwargs: Any) -> Any:
     """A reward by registry name (with optional ``:key=value,...``) or checkpoint directory."""
     name, spec_kwargs = parse_spec(spec)
@@ -116,7 +148,7 @@ def is_learned(spec: str) -> bool:
     """Whether ``spec`` names a learned reward (a model that takes a ``device``)."""
     name, _ = parse_spec(spec)
     if name in REWARDS:
-        return REWARDS[name].startswith("rewardlab.rewards.learned:")
+        return REWARDS[name].startswith(_LEARNED_PREFIXES)
     return Path(spec).is_dir()
 
 
@@ -132,6 +164,8 @@ def check_reward(spec: str) -> tuple[str, ...]:
     """
     name, kwargs = parse_spec(spec)
     if name in REWARDS:
+        if REWARDS[name].startswith("rewardlab.rewards.presets."):
+            _check_preset_dirs(spec, name, kwargs)
         return tuple(dict.fromkeys((str(kwargs.get("name", name)), name, spec)))
     path = Path(spec)
     manifest = path / "rewardlab.json"
@@ -143,3 +177,18 @@ def check_reward(spec: str) -> tuple[str, ...]:
         named = raw.get("name") if isinstance(raw, dict) else None
         return tuple(dict.fromkeys([n for n in (named, path.resolve().name) if n]))
     raise ValueError(_unknown(spec))
+
+
+def _check_preset_dirs(spec: str, name: str, kwargs: dict[str, Any]) -> None:
+    """A published-model spec names its local model directory (``path``, and ``ref`` for
+    ``eurus-prm``); both must exist with a config.json (nothing is downloaded)."""
+    needed = ("path", "ref") if name == "eurus-prm" else ("path",)
+    for key in needed:
+        if key not in kwargs:
+            raise ValueError(f"reward {spec!r}: needs {key}=DIR (a local model directory)")
+        where = Path(str(kwargs[key]))
+        if not (where / "config.json").is_file():
+            raise ValueError(
+                f"reward {spec!r}: {key}={where} is not a local model directory with a "
+                "config.json (nothing is downloaded)"
+            )
