@@ -14,6 +14,7 @@ that have it).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -156,8 +157,8 @@ def run_label(
 
 
 def write_jsonl(path: Path, records: Sequence[StepLabels]) -> None:
-    """Write records atomically (a temp file renamed into place)."""
-    tmp = path.with_suffix(".jsonl.tmp")
+    """Write records atomically (a temp file of this process renamed into place)."""
+    tmp = path.with_suffix(f".jsonl.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
         for r in records:
             fh.write(json.dumps(r.to_record(), ensure_ascii=False) + "\n")
