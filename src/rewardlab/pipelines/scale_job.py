@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 
 from rewardlab.evaluate.estimators import default_ks
 from rewardlab.pipelines.progress import ProgressFactory, logging_progress
+from rewardlab.pipelines.ray_backend import RayScoring, ray_session, score_pool_ray
 from rewardlab.pipelines.scaling import (
     VerifierCost,
     build_arrays,
@@ -500,9 +501,16 @@ def read_settings(run_dir: Path) -> ScaleConfig:
 
 
 def run_scale(
-    cfg: ScaleConfig, out: Path, progress: ProgressFactory | None = None
+    cfg: ScaleConfig,
+    out: Path,
+    progress: ProgressFactory | None = None,
+    ray: RayScoring | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a scaling study into ``out``; returns the summary dict (also written).
+
+    ``ray`` scores the rewards on a Ray actor pool (:mod:`rewardlab.pipelines.ray_backend`)
+    instead of in this process; the scores, and so every output, are the same. It is how the
+    run executes, not what it computes, so it is not part of ``cfg`` (nor of settings.json).
 
     Everything is validated first (:func:`validate`: nothing is created on a bad name or
     range), then ``settings.json`` is written, then the work starts. ``progress`` is a factory
@@ -514,7 +522,7 @@ def run_scale(
     out.mkdir(parents=True, exist_ok=True)
     write_settings(out, cfg)
     timer = StageTimer(out)
-    result = _run(cfg, checked, out, progress, timer)
+    result = _run(cfg, checked, out, progress, timer, ray)
     timer.completed = True
     timer.save()
     result["summary"].update(timer.totals())
@@ -530,8 +538,56 @@ def _load_rewards(cfg: ScaleConfig) -> list[Any]:
     ]
 
 
+def _score(
+    cfg: ScaleConfig,
+    reward: Any,
+    spec: str,
+    loaded: _Loaded,
+    store: SampleStore,
+    timer: StageTimer,
+    progress: ProgressFactory,
+    ray: RayScoring | None,
+) -> list[list[Score]]:
+    """Every candidate's score under one reward, through the store, here or on Ray. A reward
+    that can score steps enters as a process reward (every aggregation)."""
+    from rewardlab.rewards.registry import is_learned
+
+    is_step = callable(getattr(reward, "score_steps", None))
+    with (
+        timer.stage(f"scoring {reward.name}"),
+        progress(f"scoring with {reward.name}", 1) as update,
+    ):
+        if ray is None:
+            return score_pool(
+                reward,
+                loaded.problems,
+                loaded.pool,
+                loaded.keys,
+                store,
+                step=is_step,
+                progress=update,
+            )
+        kwargs = {"device": cfg.device} if cfg.device and is_learned(spec) else {}
+        return score_pool_ray(
+            reward,
+            spec,
+            loaded.problems,
+            loaded.pool,
+            loaded.keys,
+            store,
+            replace(ray, load_kwargs={**ray.load_kwargs, **kwargs}),
+            step=is_step,
+            progress=update,
+        )
+
+
 def _run(
-    cfg: ScaleConfig, checked: Checked, out: Path, progress: ProgressFactory, timer: StageTimer
+    cfg: ScaleConfig,
+    checked: Checked,
+    out: Path,
+    progress: ProgressFactory,
+    timer: StageTimer,
+    ray: RayScoring | None = None,
 ) -> dict[str, Any]:
     store = SampleStore(out / "pool.sqlite")
     with timer.stage("sampling"):
@@ -551,23 +607,15 @@ def _run(
         dump_json(out / "label_disagreements.json", disagreements)
     with timer.stage("loading rewards"):
         rewards = _load_rewards(cfg)
-    for reward in rewards:
+    session = ray_session(ray) if ray is not None else nullcontext()
+    with session:
+        scored = [
+            _score(cfg, reward, spec, loaded, store, timer, progress, ray)
+            for reward, spec in zip(rewards, cfg.rewards_used, strict=True)
+        ]
+    for reward, scores in zip(rewards, scored, strict=True):
         fingerprints[reward.name] = fingerprint_of(reward)
-        # A reward that can score steps enters as a process reward (every aggregation).
         is_step = callable(getattr(reward, "score_steps", None))
-        with (
-            timer.stage(f"scoring {reward.name}"),
-            progress(f"scoring with {reward.name}", 1) as update,
-        ):
-            scores = score_pool(
-                reward,
-                loaded.problems,
-                loaded.pool,
-                loaded.keys,
-                store,
-                step=is_step,
-                progress=update,
-            )
         if all(s.value is None for row in scores for s in row):
             reasons = {str(s.info.get("reason")) for row in scores for s in row}
             skipped[reward.name] = "no candidate could be graded: " + ", ".join(sorted(reasons))

@@ -195,7 +195,7 @@ def reward_store_label(reward: Any, step: bool = False) -> str:
     return f"{label}#steps" if step else label
 
 
-def _same_input_groups(
+def input_groups(
     flat: Sequence[tuple[int, Candidate]], todo: Sequence[int], text_only: bool
 ) -> list[list[int]]:
     """``todo`` as groups scored by one call each: a reward whose score depends only on the
@@ -208,6 +208,19 @@ def _same_input_groups(
         i, c = flat[j]
         groups.setdefault((i, c.text, tuple(c.steps)), []).append(j)
     return list(groups.values())
+
+
+def score_inputs(
+    fn: Callable[[Sequence[Problem], Sequence[Candidate]], list[Score]],
+    problems: Sequence[Problem],
+    candidates: Sequence[Candidate],
+    label: str,
+) -> list[Score]:
+    """One scoring call, checked: exactly one score per candidate, else a clear error."""
+    new = fn(problems, candidates)
+    if len(new) != len(candidates):
+        raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(candidates)}")
+    return list(new)
 
 
 def score_chunks(
@@ -226,7 +239,7 @@ def score_chunks(
     for j, (i, _) in enumerate(flat):
         by_problem.setdefault(i, []).append(j)
     for members in by_problem.values():
-        size = len(_same_input_groups(flat, members, text_only))
+        size = len(input_groups(flat, members, text_only))
         if current and inputs + size > batch_size:
             chunks.append(current)
             current, inputs = [], 0
@@ -235,6 +248,12 @@ def score_chunks(
     if current:
         chunks.append(current)
     return chunks
+
+
+def score_work(label: str, keys: Sequence[tuple[str, int]]) -> str:
+    """The lease name of scoring the candidates ``keys`` with the reward stored as ``label``
+    (every backend uses it, so local and Ray workers on one store never overlap)."""
+    return "score:" + work_digest([label, [list(k) for k in keys]])
 
 
 def score_pool(
@@ -276,14 +295,12 @@ def score_pool(
         return [j for j, s in zip(chunk, got, strict=True) if s is None]
 
     def run(chunk: list[int]) -> None:
-        groups = _same_input_groups(flat, missing(chunk), text_only)
+        groups = input_groups(flat, missing(chunk), text_only)
         for start in range(0, len(groups), batch_size):
             batch = groups[start : start + batch_size]
-            probs = [problems[flat[g[0]][0]] for g in batch]
-            cands = [flat[g[0]][1] for g in batch]
-            new = fn(probs, cands)
-            if len(new) != len(batch):
-                raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(batch)}")
+            new = score_inputs(
+                fn, [problems[flat[g[0]][0]] for g in batch], [flat[g[0]][1] for g in batch], label
+            )
             store.put_scores(
                 label, [(*flat_keys[j], s) for g, s in zip(batch, new, strict=True) for j in g]
             )
@@ -301,7 +318,7 @@ def score_pool(
     claim_each(
         store,
         chunks,
-        lambda chunk: "score:" + work_digest([label, [flat_keys[j] for j in chunk]]),
+        lambda chunk: score_work(label, [flat_keys[j] for j in chunk]),
         lambda chunk: not missing(chunk),
         run,
         on_done=tick,
