@@ -17,6 +17,7 @@ problem and budget, ``pool.jsonl`` / ``pool.parquet`` the pool with every score.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -760,7 +761,7 @@ def spread(problems: Sequence[Problem], k: int | None) -> list[Problem]:
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
     """Write records as JSON lines atomically (a temporary file, then a rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
         for r in records:
             f.write(json.dumps(r, default=str) + "\n")
@@ -814,7 +815,7 @@ def write_picks(
     ks: Sequence[int],
 ) -> None:
     """``picks.jsonl``: one line per problem, strategy and n (see :func:`picks`)."""
-    tmp = path.with_suffix(".jsonl.tmp")
+    tmp = path.with_suffix(f".jsonl.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
         for p, name, k, i in picks(pool, arrays, strategies, ks):
             chosen = None if i is None else pool[p][i]
@@ -878,13 +879,13 @@ def write_pool_exports(
     import pyarrow.parquet as pq
 
     records = list(pool_records(problems, pool, correct, outcome, steps))
-    tmp = out / "pool.jsonl.tmp"
+    tmp = out / f"pool.jsonl.{os.getpid()}.tmp"
     with tmp.open("w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     tmp.replace(out / "pool.jsonl")
     if records:
-        ptmp = out / "pool.parquet.tmp"
+        ptmp = out / f"pool.parquet.{os.getpid()}.tmp"
         pq.write_table(pa.Table.from_pylist(records), ptmp)
         ptmp.replace(out / "pool.parquet")
 
@@ -947,6 +948,6 @@ def with_overrides(cfg: ScaleConfig, **kw: Any) -> ScaleConfig:
 
 
 def dump_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     tmp.replace(path)
