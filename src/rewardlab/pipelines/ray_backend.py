@@ -204,7 +204,7 @@ def score_pool_ray(
                     _ScoreActor,
                     fn_constructor_args=(spec, step, batch_size, cfg.load_kwargs),
                     batch_size=1,
-                    concurrency=min(cfg.actors, len(rows)),
+                    compute=ray.data.ActorPoolStrategy(size=min(cfg.actors, len(rows))),
                     num_cpus=cfg.cpus_per_actor,
                     batch_format="numpy",
                     **gpus,
