@@ -243,7 +243,7 @@ def score_chunks(
         if current and inputs + size > batch_size:
             chunks.append(current)
             current, inputs = [], 0
-        current = current + members
+        current.extend(members)
         inputs += size
     if current:
         chunks.append(current)
