@@ -7,6 +7,16 @@ one transaction per batch, so a process killed with SIGKILL at any moment loses 
 batch in flight and can never store a candidate twice. Re-running the same request returns what
 is stored and samples only what is missing.
 
+Work leases keep workers that share a store from computing the same thing twice. A job cuts its
+work into chunks named by content (:func:`claim_each`); a worker claims a chunk's lease
+(:meth:`SampleStore.claim`: one ``BEGIN IMMEDIATE`` transaction, so only one claimant wins),
+renews it from a heartbeat thread while it computes, and releases it once the results are
+stored. Other workers skip a chunk whose lease is live and come back to it; a lease left behind
+by a crashed worker expires (``lease_ttl`` seconds, ``REWARDLAB_LEASE_TTL``) or, when the dead
+worker ran on this host, is free at once. Whether a chunk is *done* is always read from the
+stored data, never from a lease, so a finished chunk is never redone and a chunk whose worker
+died is redone from whatever it had stored.
+
 >>> import tempfile, pathlib
 >>> from rewardlab.types import Problem, Sampling, Candidate
 >>> store = SampleStore(pathlib.Path(tempfile.mkdtemp()) / "pool.sqlite")
@@ -23,12 +33,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
@@ -51,12 +66,30 @@ CREATE TABLE IF NOT EXISTS scores (
     payload TEXT NOT NULL,
     PRIMARY KEY (request, idx, reward)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    work TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
+
+
+DEFAULT_LEASE_TTL = 60.0
+"""Seconds a work lease lives without a heartbeat (``REWARDLAB_LEASE_TTL`` overrides)."""
+
+HOST = socket.gethostname()
+
+T = TypeVar("T")
 
 
 def _digest(obj: Any) -> str:
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def work_digest(parts: Any) -> str:
+    """A content digest naming a chunk of work (a lease name), e.g. of its request keys."""
+    return _digest(parts)
 
 
 def request_key(problem: Problem, policy: str, sampling: Sampling, extra: Any = None) -> str:
@@ -121,8 +154,11 @@ class SampleStore:
     (SQLite's locking). Nothing is ever overwritten: a second write of the same key is ignored.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lease_ttl: float | None = None) -> None:
         self.path = Path(path)
+        self.lease_ttl = lease_ttl if lease_ttl is not None else env_lease_ttl()
+        if not self.lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be > 0 seconds, got {self.lease_ttl}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._conn() as db:
@@ -231,3 +267,199 @@ class SampleStore:
 
     def rewards(self) -> list[str]:
         return [r[0] for r in self._conn().execute("SELECT DISTINCT reward FROM scores")]
+
+    # ---------------------------------------------------------------------------- leases
+    def claim(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]:
+        """Take the leases on ``works`` that nobody holds; returns those ``owner`` now holds.
+
+        A lease is free when absent, expired (``ttl`` seconds after its last heartbeat), held
+        by a process of this host that no longer runs (a killed worker: free at once), or
+        already ``owner``'s (then it is renewed). One ``BEGIN IMMEDIATE`` transaction, so two
+        workers never both win the same lease. A lease says "someone is computing this": it
+        never says the work is done; callers check the stored data for that.
+        """
+        ttl = self.lease_ttl if ttl is None else ttl
+        now = time.time()
+        got: list[str] = []
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for work in dict.fromkeys(works):
+                row = conn.execute(
+                    "SELECT owner, expires FROM leases WHERE work = ?", (work,)
+                ).fetchone()
+                if row is None or row[0] == owner or row[1] <= now or owner_is_dead(row[0]):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (work, owner, now + ttl)
+                    )
+                    got.append(work)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return got
+
+    def renew(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]:
+        """Push the expiry of ``owner``'s leases on ``works``; returns the ones it lost."""
+        expires = time.time() + (self.lease_ttl if ttl is None else ttl)
+        lost = []
+        with self._conn() as db:
+            for work in works:
+                cur = db.execute(
+                    "UPDATE leases SET expires = ? WHERE work = ? AND owner = ?",
+                    (expires, work, owner),
+                )
+                if cur.rowcount == 0:
+                    lost.append(work)
+        return lost
+
+    def release(self, works: Sequence[str], owner: str) -> None:
+        """Drop ``owner``'s leases on ``works`` (those another worker took over stay)."""
+        with self._conn() as db:
+            db.executemany(
+                "DELETE FROM leases WHERE work = ? AND owner = ?", [(w, owner) for w in works]
+            )
+
+    def leases(self) -> list[tuple[str, str, float]]:
+        """Every lease as ``(work, owner, expires)`` (expired ones included)."""
+        rows = self._conn().execute("SELECT work, owner, expires FROM leases ORDER BY work")
+        return [(str(w), str(o), float(e)) for w, o, e in rows]
+
+    @contextmanager
+    def holding(self, works: Sequence[str], ttl: float | None = None) -> Iterator[list[str]]:
+        """Claim ``works`` under a fresh owner id, keep the claimed leases alive while the
+        block runs (a heartbeat thread renews them every ``ttl / 3`` s) and release them at
+        the end, also on error. Yields the works claimed (possibly none)."""
+        ttl = self.lease_ttl if ttl is None else ttl
+        owner = new_owner()
+        got = self.claim(works, owner, ttl)
+        beat = _Heartbeat(self, got, owner, ttl) if got else None
+        try:
+            yield got
+        finally:
+            if beat is not None:
+                beat.stop()
+            if got:
+                self.release(got, owner)
+
+
+def env_lease_ttl() -> float:
+    """``REWARDLAB_LEASE_TTL`` in seconds, else :data:`DEFAULT_LEASE_TTL`."""
+    raw = os.environ.get("REWARDLAB_LEASE_TTL", "").strip()
+    if not raw:
+        return DEFAULT_LEASE_TTL
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"REWARDLAB_LEASE_TTL must be a number of seconds, got {raw!r}") from None
+
+
+def new_owner() -> str:
+    """A lease owner id, unique per claim: ``host/pid/random``."""
+    return f"{HOST}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process of THIS host that has exited (or is a zombie).
+
+    Owners on other hosts are never judged dead here: their leases end by expiry only.
+    """
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+class _Heartbeat:
+    """Renews leases from a daemon thread until stopped (its own SQLite connection)."""
+
+    def __init__(self, store: SampleStore, works: list[str], owner: str, ttl: float) -> None:
+        self._store, self._works, self._owner, self._ttl = store, works, owner, ttl
+        self._stop = threading.Event()
+        self.lost: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self._ttl / 3):
+                self.lost = self._store.renew(self._works, self._owner, self._ttl)
+        finally:
+            self._store.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class ClaimStats:
+    """What one worker did in :func:`claim_each`: items it computed, items it found done
+    (by an earlier run or by another worker), and seconds it waited on others' leases."""
+
+    computed: int
+    found_done: int
+    waited_s: float
+
+
+def claim_each(
+    store: SampleStore,
+    items: Sequence[T],
+    work: Callable[[T], str],
+    is_done: Callable[[T], bool],
+    run: Callable[[T], None],
+    *,
+    ttl: float | None = None,
+    poll: float = 0.25,
+    on_done: Callable[[T], None] | None = None,
+) -> ClaimStats:
+    """Run ``run(item)`` for every item that is not ``is_done``, each under the lease
+    ``work(item)``, so that workers sharing ``store`` never compute the same item at once.
+
+    Returns once every item is done, by this worker or another: items whose lease another
+    worker holds are skipped and retried after the others, waiting ``poll`` seconds when a
+    whole pass made no progress. A worker that dies leaves its lease behind until it expires
+    (at once for a dead process of this host, see :func:`owner_is_dead`); its item is then
+    claimed and computed again, from the stored data. ``is_done`` is checked again after
+    the claim, so an item finished between the check and the claim is not redone.
+    ``on_done(item)`` is called after each item is found or made done (progress).
+    """
+    pending = list(items)
+    computed = found = 0
+    waited = 0.0
+    while pending:
+        left: list[T] = []
+        for item in pending:
+            if not is_done(item):
+                with store.holding([work(item)], ttl) as got:
+                    if not got:
+                        left.append(item)
+                        continue
+                    if is_done(item):
+                        found += 1
+                    else:
+                        run(item)
+                        computed += 1
+            else:
+                found += 1
+            if on_done is not None:
+                on_done(item)
+        if left and len(left) == len(pending):
+            time.sleep(poll)
+            waited += poll
+        pending = left
+    return ClaimStats(computed, found, waited)

@@ -51,6 +51,14 @@ def label(
     truncate: Annotated[
         bool, typer.Option(help="Stop each record after its first bad step.")
     ] = True,
+    chunk: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Samples per labelling chunk: one batch of rollouts, and the unit of work "
+            "that processes labelling into the same --out divide between them.",
+        ),
+    ] = 16,
     device: Annotated[
         str | None, typer.Option(help="Policy device (cpu, cuda); default: auto.")
     ] = None,
@@ -86,6 +94,7 @@ def label(
             margin=margin,
             consensus=pair,  # type: ignore[arg-type]
             truncate=truncate,
+            chunk=chunk,
             device=device,
         )
     except ValueError as err:
@@ -96,4 +105,10 @@ def label(
     typer.echo(
         f"wrote {out / 'labels.jsonl'} ({summary['samples_kept']} records, "
         f"{summary['rollouts']} rollouts)"
+    )
+    work = summary["this_process"]
+    typer.echo(
+        f"this process labelled {work['chunks_labelled']} of "
+        f"{work['chunks_labelled'] + work['chunks_found_done']} chunks and generated "
+        f"{summary['fresh_rollouts']} rollouts (waited {work['waited_s']:.1f} s on other workers)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -51,7 +52,7 @@ def sample(
     from rewardlab.cli.runtime import apply_threads
     from rewardlab.pipelines.scale_job import check_policy, check_task_spec
     from rewardlab.policies.registry import load_policy
-    from rewardlab.search.pool import PoolSpec, sample_pool, summarize
+    from rewardlab.search.pool import PoolSpec, sample_pool_counted, summarize
     from rewardlab.store import SampleStore
     from rewardlab.tasks.registry import load_task
     from rewardlab.types import Sampling
@@ -68,7 +69,7 @@ def sample(
     spec = PoolSpec(n, sampling)
     store = SampleStore(out / "pool.sqlite")
     with progress_bar(f"sampling {len(probs)} x {n}", len(probs)) as update:
-        pool = sample_pool(probs, the_task, pol, spec, store, progress=update)
+        pool, work = sample_pool_counted(probs, the_task, pol, spec, store, progress=update)
     write_pool_jsonl(out / "pool.jsonl", probs, pool)
     summary = summarize(probs, pool)
     (out / "summary.json").write_text(
@@ -87,11 +88,20 @@ def sample(
     (out / "summary.md").write_text(summary_markdown(summary.as_dicts(), n))
     console.print(summary_table(summary.as_dicts(), n))
     typer.echo(f"wrote {out / 'pool.jsonl'} ({sum(len(p) for p in pool)} candidates)")
+    chunks = work.computed + work.found_done
+    typer.echo(
+        f"this process sampled {work.computed} of {chunks} chunks ({work.found_done} were "
+        f"stored already or sampled by another worker; waited {work.waited_s:.1f} s on their "
+        "leases)"
+    )
 
 
 def write_pool_jsonl(path: Path, problems: list, pool: list) -> None:  # type: ignore[type-arg]
-    """One JSON line per candidate: problem, text, steps with truth, first error, correctness."""
-    tmp = path.with_suffix(".jsonl.tmp")
+    """One JSON line per candidate: problem, text, steps with truth, first error, correctness.
+
+    Written to a temporary file of this process, then renamed into place: workers sharing an
+    output directory each replace the file whole, never interleave lines."""
+    tmp = path.with_suffix(f".jsonl.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
         for p, cands in zip(problems, pool, strict=True):
             for c in cands:

@@ -156,6 +156,18 @@ def scale(
         help="Also compare self-consistency with this generative verifier at every (S, V) "
         "split of a fixed budget (e.g. recompute:V=8): solve_verify.{md,png,csv,json}.",
     ),
+    backend: str = typer.Option(
+        "local",
+        help="Where rewards score the pool: 'local' (this process) or 'ray' (a Ray Data actor "
+        "pool, one reward replica per actor; needs pip install 'rewardlab[ray]'). Same scores "
+        "either way (docs/cluster.md).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        help="--backend ray: a running cluster (auto, HOST:6379, ray://HOST:10001).",
+        show_default="start a local Ray instance for the run",
+    ),
+    ray_actors: int = typer.Option(2, min=1, help="--backend ray: reward replicas (actors)."),
 ) -> None:
     from rewardlab.cli.errors import exit_code_of, usage_errors
     from rewardlab.cli.sample import parse_range
@@ -193,6 +205,7 @@ def scale(
             online_problems=online_problems,
         )
         validate(cfg)
+        ray = ray_backend_of(backend, ray_address, ray_actors)
     from rewardlab.cli.runtime import apply_threads
 
     apply_threads(threads)
@@ -204,7 +217,7 @@ def scale(
         )
     tracker = Tracker(_progress_factory())
     try:
-        _run_and_report(cfg, out, tracker, solve_verify)
+        _run_and_report(cfg, out, tracker, solve_verify, ray)
     except KeyboardInterrupt as e:
         how = "SIGTERM" if exit_code_of(e) == 143 else "Ctrl-C"
         typer.echo(
@@ -223,11 +236,29 @@ def _progress_factory() -> Callable[[str, int], object]:
     return progress_bar
 
 
-def _run_and_report(cfg: Any, out: Path, progress: Tracker, solve_verify: object = None) -> None:
+def ray_backend_of(backend: str, address: str | None, actors: int) -> Any:
+    """``--backend`` / ``--ray-address`` / ``--ray-actors`` as a ``RayScoring`` (None for local);
+    a bad name, or ray without Ray installed, is a usage error before any work starts."""
+    from rewardlab.pipelines.ray_backend import INSTALL_HINT, RayScoring, ray_available
+
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter(f"--backend must be 'local' or 'ray', got {backend!r}")
+    if backend == "local":
+        if address is not None:
+            raise typer.BadParameter("--ray-address needs --backend ray")
+        return None
+    if not ray_available():
+        raise typer.BadParameter(INSTALL_HINT)
+    return RayScoring(address=address, actors=actors)
+
+
+def _run_and_report(
+    cfg: Any, out: Path, progress: Tracker, solve_verify: object = None, ray: Any = None
+) -> None:
     from rewardlab.pipelines.scale_job import run_scale
     from rewardlab.report.scaling import markdown_table, write_report
 
-    result = run_scale(cfg, out, progress=progress)
+    result = run_scale(cfg, out, progress=progress, ray=ray)
     c = result["summary"]["config"]
     title = f"rewardlab scale — {c['task'] if not c['pool_file'] else c['pool_file']}"
     paths = write_report(result, out, title)

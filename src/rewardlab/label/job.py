@@ -14,10 +14,11 @@ that have it).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from rewardlab.label.progress import ProgressLabeler
 from rewardlab.label.quality import QualityRow, quality_markdown, quality_row
 from rewardlab.label.rollouts import RolloutEstimator
 from rewardlab.label.truth import TruthLabeler
+from rewardlab.store import ClaimStats, SampleStore, claim_each, work_digest
 from rewardlab.tasks.base import Task
+from rewardlab.types import Candidate, Problem, Score
 
 ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[int, int], None]]]
 
@@ -120,7 +123,7 @@ def run_label(
     """Sample, label, and write ``labels.jsonl``, ``summary.json`` and ``report.md`` to ``out``."""
     from rewardlab.policies.registry import load_policy
     from rewardlab.search.pool import PoolSpec, sample_pool
-    from rewardlab.store import SampleStore
+    from rewardlab.store import SampleStore, request_key
     from rewardlab.tasks.registry import load_task
     from rewardlab.types import Sampling
 
@@ -138,8 +141,11 @@ def run_label(
     pairs = [(p, c) for p, row in zip(problems, pool, strict=True) for c in row if c.steps]
     probs, samples = [p for p, _ in pairs], [c for _, c in pairs]
     labeler = build_labeler(cfg, RolloutEstimator(policy, task, sampling, store))
+    keys = [request_key(p, policy.name, sampling) for p in probs]
     with bar(f"labelling ({labeler.name}, k={cfg.rollouts})", len(samples)) as update:
-        records = labeler.label(probs, samples, update)
+        records, work = label_claimed(
+            labeler, probs, samples, keys, store, labels_name(cfg, policy.name), cfg.chunk, update
+        )
     try:
         truth: list[int] | None = [r.first_error for r in TruthLabeler(task).label(probs, samples)]
     except ValueError:
@@ -148,6 +154,11 @@ def run_label(
     write_jsonl(out / "labels.jsonl", [r for r in records if r.kept])
     summary = summarize(cfg, records, quality, sum(len(row) for row in pool))
     summary["policy_name"] = policy.name
+    summary["this_process"] = {
+        "chunks_labelled": work.computed,
+        "chunks_found_done": work.found_done,
+        "waited_s": round(work.waited_s, 2),
+    }
     summary["seconds"] = round(time.time() - started, 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = None if quality is None else quality_markdown([quality])
@@ -155,9 +166,76 @@ def run_label(
     return summary
 
 
+def labels_name(cfg: LabelConfig, policy_name: str) -> str:
+    """The store name of a run's label records: the method and every setting labels depend
+    on (not the problem count, the device or the worker), digested."""
+    identity = {k: v for k, v in asdict(cfg).items() if k not in ("problems", "device")}
+    return f"labels:{cfg.method}@" + work_digest([identity, policy_name])
+
+
+def label_claimed(
+    labeler: Labeler,
+    problems: Sequence[Problem],
+    samples: Sequence[Candidate],
+    keys: Sequence[str],
+    store: SampleStore,
+    name: str,
+    chunk: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[StepLabels], ClaimStats]:
+    """Label ``samples`` ``chunk`` at a time, each chunk under a work lease, so that
+    processes labelling from one store divide the samples between them.
+
+    The chunks are the labeler's own (``chunk`` samples from the start), so the labels equal
+    those of one ``labeler.label`` call over everything. Each chunk's records are stored (as
+    scores named ``name``, keyed by sample: ``keys[i]`` and the sample's index) in one
+    transaction; the records returned are read back from the store, whoever labelled them,
+    with ``fresh_rollouts`` counting this process's rollouts only.
+    """
+    ids = [(k, c.index) for k, c in zip(keys, samples, strict=True)]
+    parts = [list(range(s, min(s + chunk, len(samples)))) for s in range(0, len(samples), chunk)]
+    fresh: dict[int, int] = {}
+    done = 0
+
+    def is_done(part: list[int]) -> bool:
+        return all(s is not None for s in store.scores(name, [ids[i] for i in part]))
+
+    def run(part: list[int]) -> None:
+        records = labeler.label([problems[i] for i in part], [samples[i] for i in part])
+        fresh.update({i: r.fresh_rollouts for i, r in zip(part, records, strict=True)})
+        store.put_scores(
+            name,
+            [
+                (*ids[i], Score(None, (), {"record": r.to_record()}))
+                for i, r in zip(part, records, strict=True)
+            ],
+        )
+
+    def tick(part: list[int]) -> None:
+        nonlocal done
+        done += len(part)
+        if progress is not None:
+            progress(done, len(samples))
+
+    stats = claim_each(
+        store,
+        parts,
+        lambda part: "label:" + work_digest([name, [ids[i] for i in part]]),
+        is_done,
+        run,
+        on_done=tick,
+    )
+    out = []
+    for i, s in enumerate(store.scores(name, ids)):
+        assert s is not None
+        record = StepLabels.from_record(s.info["record"])
+        out.append(replace(record, fresh_rollouts=fresh.get(i, 0)))
+    return out, stats
+
+
 def write_jsonl(path: Path, records: Sequence[StepLabels]) -> None:
-    """Write records atomically (a temp file renamed into place)."""
-    tmp = path.with_suffix(".jsonl.tmp")
+    """Write records atomically (a temp file of this process renamed into place)."""
+    tmp = path.with_suffix(f".jsonl.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
         for r in records:
             fh.write(json.dumps(r.to_record(), ensure_ascii=False) + "\n")

@@ -18,6 +18,7 @@ prefix the same rollouts whatever else shares the batch.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -113,6 +114,7 @@ class RolloutEstimator:
         self.store: SampleStore | _MemoryPool = store if store is not None else _MemoryPool()
         self.separator = separator if separator is not None else step_separator(task.segmentation)
         self.max_prompts = max_prompts
+        self.poll = 0.25
 
     def body(self, steps: Sequence[str]) -> str:
         """The solution text a rollout continues: the steps, each followed by the separator."""
@@ -158,16 +160,48 @@ class RolloutEstimator:
     def _fill(
         self, queries: Sequence[tuple[Problem, Sequence[str]]], keys: Sequence[str], k: int
     ) -> dict[str, int]:
-        """Sample what the store lacks, grouped by first missing index; returns new per key."""
-        by_first: dict[int, dict[str, int]] = {}
+        """Sample what the store lacks; returns the rollouts this call generated per key.
+
+        With a :class:`SampleStore`, each prefix is rolled out under a work lease on its
+        request key: a prefix another worker is rolling out is left to it and read back once
+        stored (or taken over when that worker's lease expires), so workers labelling from
+        one store never roll out the same prefix twice.
+        """
+        first_of: dict[str, int] = {}
         for i, key in enumerate(keys):
+            first_of.setdefault(key, i)
+        fresh: dict[str, int] = {}
+        pending = [key for key in first_of if self.store.missing(key, k)]
+        while pending:
+            if isinstance(self.store, SampleStore):
+                with self.store.holding(["rollout:" + key for key in pending]) as got:
+                    mine = [w.removeprefix("rollout:") for w in got]
+                    self._sample({key: first_of[key] for key in mine}, queries, k, fresh)
+            else:
+                mine = pending
+                self._sample({key: first_of[key] for key in mine}, queries, k, fresh)
+            pending = [key for key in pending if self.store.missing(key, k)]
+            if pending and not mine:
+                time.sleep(self.poll)
+        return fresh
+
+    def _sample(
+        self,
+        members: dict[str, int],
+        queries: Sequence[tuple[Problem, Sequence[str]]],
+        k: int,
+        fresh: dict[str, int],
+    ) -> None:
+        """Roll out the missing indices of ``members`` (key → query position), grouped by
+        first missing index, ``max_prompts`` prefixes per policy call and transaction."""
+        by_first: dict[int, dict[str, int]] = {}
+        for key, i in members.items():
             missing = self.store.missing(key, k)
             if missing:
-                by_first.setdefault(missing[0], {}).setdefault(key, i)
-        fresh: dict[str, int] = {}
-        for first, members in sorted(by_first.items()):
+                by_first.setdefault(missing[0], {})[key] = i
+        for first, group_of in sorted(by_first.items()):
             params = replace(self.sampling, seed=derive_seed(self.sampling.seed, "rollout", first))
-            items = list(members.items())
+            items = list(group_of.items())
             for start in range(0, len(items), self.max_prompts):
                 group = items[start : start + self.max_prompts]
                 prompts = [self.prompt(*queries[i]) for _, i in group]
@@ -178,8 +212,7 @@ class RolloutEstimator:
                 }
                 self.store.put_many(batches)
                 for key, _ in group:
-                    fresh[key] = k - first
-        return fresh
+                    fresh[key] = fresh.get(key, 0) + k - first
 
     def _rollout(
         self, problem: Problem, steps: Sequence[str], completion: Completion, index: int

@@ -17,9 +17,10 @@ problem and budget, ``pool.jsonl`` / ``pool.parquet`` the pool with every score.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 
 from rewardlab.evaluate.estimators import default_ks
 from rewardlab.pipelines.progress import ProgressFactory, logging_progress
+from rewardlab.pipelines.ray_backend import RayScoring, ray_session, score_pool_ray
 from rewardlab.pipelines.scaling import (
     VerifierCost,
     build_arrays,
@@ -505,9 +507,16 @@ def read_settings(run_dir: Path) -> ScaleConfig:
 
 
 def run_scale(
-    cfg: ScaleConfig, out: Path, progress: ProgressFactory | None = None
+    cfg: ScaleConfig,
+    out: Path,
+    progress: ProgressFactory | None = None,
+    ray: RayScoring | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a scaling study into ``out``; returns the summary dict (also written).
+
+    ``ray`` scores the rewards on a Ray actor pool (:mod:`rewardlab.pipelines.ray_backend`)
+    instead of in this process; the scores, and so every output, are the same. It is how the
+    run executes, not what it computes, so it is not part of ``cfg`` (nor of settings.json).
 
     Everything is validated first (:func:`validate`: nothing is created on a bad name or
     range), then ``settings.json`` is written, then the work starts. ``progress`` is a factory
@@ -519,7 +528,7 @@ def run_scale(
     out.mkdir(parents=True, exist_ok=True)
     write_settings(out, cfg)
     timer = StageTimer(out)
-    result = _run(cfg, checked, out, progress, timer)
+    result = _run(cfg, checked, out, progress, timer, ray)
     timer.completed = True
     timer.save()
     result["summary"].update(timer.totals())
@@ -535,8 +544,56 @@ def _load_rewards(cfg: ScaleConfig) -> list[Any]:
     ]
 
 
+def _score(
+    cfg: ScaleConfig,
+    reward: Any,
+    spec: str,
+    loaded: _Loaded,
+    store: SampleStore,
+    timer: StageTimer,
+    progress: ProgressFactory,
+    ray: RayScoring | None,
+) -> list[list[Score]]:
+    """Every candidate's score under one reward, through the store, here or on Ray. A reward
+    that can score steps enters as a process reward (every aggregation)."""
+    from rewardlab.rewards.registry import is_learned
+
+    is_step = callable(getattr(reward, "score_steps", None))
+    with (
+        timer.stage(f"scoring {reward.name}"),
+        progress(f"scoring with {reward.name}", 1) as update,
+    ):
+        if ray is None:
+            return score_pool(
+                reward,
+                loaded.problems,
+                loaded.pool,
+                loaded.keys,
+                store,
+                step=is_step,
+                progress=update,
+            )
+        kwargs = {"device": cfg.device} if cfg.device and is_learned(spec) else {}
+        return score_pool_ray(
+            reward,
+            spec,
+            loaded.problems,
+            loaded.pool,
+            loaded.keys,
+            store,
+            replace(ray, load_kwargs={**ray.load_kwargs, **kwargs}),
+            step=is_step,
+            progress=update,
+        )
+
+
 def _run(
-    cfg: ScaleConfig, checked: Checked, out: Path, progress: ProgressFactory, timer: StageTimer
+    cfg: ScaleConfig,
+    checked: Checked,
+    out: Path,
+    progress: ProgressFactory,
+    timer: StageTimer,
+    ray: RayScoring | None = None,
 ) -> dict[str, Any]:
     store = SampleStore(out / "pool.sqlite")
     with timer.stage("sampling"):
@@ -556,23 +613,15 @@ def _run(
         dump_json(out / "label_disagreements.json", disagreements)
     with timer.stage("loading rewards"):
         rewards = _load_rewards(cfg)
-    for reward in rewards:
+    session = ray_session(ray) if ray is not None else nullcontext()
+    with session:
+        scored = [
+            _score(cfg, reward, spec, loaded, store, timer, progress, ray)
+            for reward, spec in zip(rewards, cfg.rewards_used, strict=True)
+        ]
+    for reward, scores in zip(rewards, scored, strict=True):
         fingerprints[reward.name] = fingerprint_of(reward)
-        # A reward that can score steps enters as a process reward (every aggregation).
         is_step = callable(getattr(reward, "score_steps", None))
-        with (
-            timer.stage(f"scoring {reward.name}"),
-            progress(f"scoring with {reward.name}", 1) as update,
-        ):
-            scores = score_pool(
-                reward,
-                loaded.problems,
-                loaded.pool,
-                loaded.keys,
-                store,
-                step=is_step,
-                progress=update,
-            )
         if all(s.value is None for row in scores for s in row):
             reasons = {str(s.info.get("reason")) for row in scores for s in row}
             skipped[reward.name] = "no candidate could be graded: " + ", ".join(sorted(reasons))
@@ -717,7 +766,7 @@ def spread(problems: Sequence[Problem], k: int | None) -> list[Problem]:
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
     """Write records as JSON lines atomically (a temporary file, then a rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
         for r in records:
             f.write(json.dumps(r, default=str) + "\n")
@@ -771,7 +820,7 @@ def write_picks(
     ks: Sequence[int],
 ) -> None:
     """``picks.jsonl``: one line per problem, strategy and n (see :func:`picks`)."""
-    tmp = path.with_suffix(".jsonl.tmp")
+    tmp = path.with_suffix(f".jsonl.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
         for p, name, k, i in picks(pool, arrays, strategies, ks):
             chosen = None if i is None else pool[p][i]
@@ -835,13 +884,13 @@ def write_pool_exports(
     import pyarrow.parquet as pq
 
     records = list(pool_records(problems, pool, correct, outcome, steps))
-    tmp = out / "pool.jsonl.tmp"
+    tmp = out / f"pool.jsonl.{os.getpid()}.tmp"
     with tmp.open("w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     tmp.replace(out / "pool.jsonl")
     if records:
-        ptmp = out / "pool.parquet.tmp"
+        ptmp = out / f"pool.parquet.{os.getpid()}.tmp"
         pq.write_table(pa.Table.from_pylist(records), ptmp)
         ptmp.replace(out / "pool.parquet")
 
@@ -904,6 +953,6 @@ def with_overrides(cfg: ScaleConfig, **kw: Any) -> ScaleConfig:
 
 
 def dump_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     tmp.replace(path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -213,7 +214,7 @@ def run_verify(
     scores = score_with(verifier, loaded, store, progress)
     target = out or run_dir / f"verify-{verifier.name}"
     target.mkdir(parents=True, exist_ok=True)
-    tmp = target / "verify.jsonl.tmp"
+    tmp = target / f"verify.jsonl.{os.getpid()}.tmp"
     with tmp.open("w") as f:
         for row, srow in zip(loaded.pool, scores, strict=True):
             for c, s in zip(row, srow, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def write_report(result: dict[str, Any], out: Path, title: str) -> dict[str, Pat
         "report": out / "report.md",
         "plot": out / "scaling.png",
     }
-    tmp = paths["csv"].with_suffix(".csv.tmp")
+    tmp = paths["csv"].with_suffix(f".csv.{os.getpid()}.tmp")
     tmp.write_text("\n".join(iter_rows_csv(rows)) + "\n")
     tmp.replace(paths["csv"])
     dump_json(paths["summary"], summary)

@@ -9,6 +9,7 @@ in units of one solution: SC, every GenRM curve at fixed V, the compute-optimal 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ def _csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> 
         lines.append(
             ",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in columns)
         )
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from rewardlab.policies.base import Policy
 from rewardlab.steps import segment
-from rewardlab.store import SampleStore, request_key
+from rewardlab.store import ClaimStats, SampleStore, claim_each, request_key, work_digest
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Completion, Problem, Sampling, Score
 
@@ -82,12 +82,33 @@ def sample_pool(
     store: SampleStore,
     progress: Progress | None = None,
 ) -> list[list[Candidate]]:
-    """Return ``spec.n`` candidates for every problem, sampling only what the store lacks."""
+    """Return ``spec.n`` candidates for every problem, sampling only what the store lacks.
+
+    Several processes may run this on one store at once: each chunk is sampled under a work
+    lease (:func:`rewardlab.store.claim_each`), so each chunk is sampled by one of them only,
+    and every process returns the same pool.
+    """
+    return sample_pool_counted(problems, task, policy, spec, store, progress)[0]
+
+
+def sample_pool_counted(
+    problems: Sequence[Problem],
+    task: Task,
+    policy: Policy,
+    spec: PoolSpec,
+    store: SampleStore,
+    progress: Progress | None = None,
+) -> tuple[list[list[Candidate]], ClaimStats]:
+    """:func:`sample_pool`, plus what this process did (chunks sampled here, chunks found
+    done by an earlier run or another worker, seconds waited on other workers' leases)."""
     keys = [request_key(p, policy.name, spec.sampling) for p in problems]
     size = spec.chunk_problems
-    done = 0
-    for start in range(0, len(problems), size):
-        chunk = list(range(start, min(start + size, len(problems))))
+    chunks = [list(range(s, min(s + size, len(problems)))) for s in range(0, len(problems), size)]
+
+    def is_done(chunk: list[int]) -> bool:
+        return not any(store.missing(keys[i], spec.n) for i in chunk)
+
+    def run(chunk: list[int]) -> None:
         by_start: dict[int, list[int]] = {}
         for i in chunk:
             missing = store.missing(keys[i], spec.n)
@@ -105,10 +126,24 @@ def sample_pool(
                 ]
         if batches:
             store.put_many(batches)
-        done += len(chunk)
+
+    done_problems = 0
+
+    def tick(chunk: list[int]) -> None:
+        nonlocal done_problems
+        done_problems += len(chunk)
         if progress is not None:
-            progress(done, len(problems))
-    return [store.candidates(k, spec.n) for k in keys]
+            progress(done_problems, len(problems))
+
+    stats = claim_each(
+        store,
+        chunks,
+        lambda chunk: "sample:" + work_digest([keys[i] for i in chunk]),
+        is_done,
+        run,
+        on_done=tick,
+    )
+    return [store.candidates(k, spec.n) for k in keys], stats
 
 
 @dataclass(frozen=True)
@@ -160,7 +195,7 @@ def reward_store_label(reward: Any, step: bool = False) -> str:
     return f"{label}#steps" if step else label
 
 
-def _same_input_groups(
+def input_groups(
     flat: Sequence[tuple[int, Candidate]], todo: Sequence[int], text_only: bool
 ) -> list[list[int]]:
     """``todo`` as groups scored by one call each: a reward whose score depends only on the
@@ -173,6 +208,52 @@ def _same_input_groups(
         i, c = flat[j]
         groups.setdefault((i, c.text, tuple(c.steps)), []).append(j)
     return list(groups.values())
+
+
+def score_inputs(
+    fn: Callable[[Sequence[Problem], Sequence[Candidate]], list[Score]],
+    problems: Sequence[Problem],
+    candidates: Sequence[Candidate],
+    label: str,
+) -> list[Score]:
+    """One scoring call, checked: exactly one score per candidate, else a clear error."""
+    new = fn(problems, candidates)
+    if len(new) != len(candidates):
+        raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(candidates)}")
+    return list(new)
+
+
+def score_chunks(
+    flat: Sequence[tuple[int, Candidate]], text_only: bool, batch_size: int
+) -> list[list[int]]:
+    """Positions of ``flat`` cut into the chunks :func:`score_pool` claims one at a time.
+
+    A chunk is a run of whole problems holding about ``batch_size`` model inputs (distinct
+    candidates for a ``text_only`` reward), one problem at least. The cut depends only on the
+    pool, never on what is already stored, so every worker cuts it the same way.
+    """
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    inputs = 0
+    by_problem: dict[int, list[int]] = {}
+    for j, (i, _) in enumerate(flat):
+        by_problem.setdefault(i, []).append(j)
+    for members in by_problem.values():
+        size = len(input_groups(flat, members, text_only))
+        if current and inputs + size > batch_size:
+            chunks.append(current)
+            current, inputs = [], 0
+        current.extend(members)
+        inputs += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def score_work(label: str, keys: Sequence[tuple[str, int]]) -> str:
+    """The lease name of scoring the candidates ``keys`` with the reward stored as ``label``
+    (every backend uses it, so local and Ray workers on one store never overlap)."""
+    return "score:" + work_digest([label, [list(k) for k in keys]])
 
 
 def score_pool(
@@ -196,33 +277,53 @@ def score_pool(
     candidate's text and steps: learned RMs, checkers) scores each distinct candidate of a
     problem once and stores that score for every copy: a tiny policy at T = 1 repeats itself,
     and the default pool holds 4,626 distinct solutions in 15,360.
+
+    The pool is scored in chunks of whole problems (:func:`score_chunks`), each under a work
+    lease, so processes scoring one store at once never score a chunk twice; the scores
+    returned are read back from the store, whoever computed them.
     """
     label = reward_store_label(reward, step)
     flat = [(i, c) for i, row in enumerate(pool) for c in row]
-    stored = store.scores(label, [(keys[i], c.index) for i, c in flat])
-    todo = [j for j, s in enumerate(stored) if s is None]
-    groups = _same_input_groups(flat, todo, bool(getattr(reward, "text_only", False)))
+    flat_keys = [(keys[i], c.index) for i, c in flat]
+    text_only = bool(getattr(reward, "text_only", False))
     fn = reward.score_steps if step else reward.score
-    done = len(flat) - len(todo)  # progress counts every candidate, cached ones as done
+    cached = {j for j, s in enumerate(store.scores(label, flat_keys)) if s is not None}
+    done = len(cached)  # progress counts every candidate, cached ones as done
+
+    def missing(chunk: list[int]) -> list[int]:
+        got = store.scores(label, [flat_keys[j] for j in chunk])
+        return [j for j, s in zip(chunk, got, strict=True) if s is None]
+
+    def run(chunk: list[int]) -> None:
+        groups = input_groups(flat, missing(chunk), text_only)
+        for start in range(0, len(groups), batch_size):
+            batch = groups[start : start + batch_size]
+            new = score_inputs(
+                fn, [problems[flat[g[0]][0]] for g in batch], [flat[g[0]][1] for g in batch], label
+            )
+            store.put_scores(
+                label, [(*flat_keys[j], s) for g, s in zip(batch, new, strict=True) for j in g]
+            )
+
+    def tick(chunk: list[int]) -> None:
+        nonlocal done
+        fresh = sum(j not in cached for j in chunk)
+        done += fresh
+        if progress is not None and fresh:
+            progress(done, len(flat))
+
     if progress is not None:
         progress(done, len(flat))
-    for start in range(0, len(groups), batch_size):
-        batch = groups[start : start + batch_size]
-        probs = [problems[flat[g[0]][0]] for g in batch]
-        cands = [flat[g[0]][1] for g in batch]
-        new = fn(probs, cands)
-        if len(new) != len(batch):
-            raise RuntimeError(f"reward {label} returned {len(new)} scores for {len(batch)}")
-        rows = list(zip(batch, new, strict=True))
-        store.put_scores(
-            label, [(keys[flat[j][0]], flat[j][1].index, s) for g, s in rows for j in g]
-        )
-        for g, s in rows:
-            for j in g:
-                stored[j] = s
-            done += len(g)
-        if progress is not None:
-            progress(done, len(flat))
+    chunks = score_chunks(flat, text_only, batch_size)
+    claim_each(
+        store,
+        chunks,
+        lambda chunk: score_work(label, [flat_keys[j] for j in chunk]),
+        lambda chunk: not missing(chunk),
+        run,
+        on_done=tick,
+    )
+    stored = store.scores(label, flat_keys)
     out: list[list[Score]] = [[] for _ in pool]
     for (i, _), s in zip(flat, stored, strict=True):
         assert s is not None

@@ -1,0 +1,235 @@
+"""Reward scoring on a Ray cluster: ``rewardlab scale --backend ray`` (optional extra ``ray``).
+
+The pool is cut into the same chunks as the local path (:func:`rewardlab.search.pool.score_chunks`)
+and scored under the same work leases (:func:`rewardlab.search.pool.score_work`), so a Ray job
+and local workers sharing a store never score a chunk twice. The chunks this driver claims go
+through Ray Data: one row per chunk, ``map_batches`` with an actor pool in which every actor
+loads its own replica of the reward once (``load_reward(spec)``) and scores a chunk exactly as
+the local path does (:func:`rewardlab.search.pool.score_inputs`, ``batch_size`` inputs per
+call), so the scores are the same as a local run's. Results stream back to the driver, which
+writes each chunk to the store in one transaction as it arrives: a job killed mid-way keeps
+every chunk written and the rerun scores only the rest.
+
+The driver must run on the host of the store (SQLite); the actors may run anywhere in the
+cluster, provided rewardlab and the reward's weights are installed there (see docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardlab.search.pool import (
+    Progress,
+    input_groups,
+    reward_store_label,
+    score_chunks,
+    score_inputs,
+    score_work,
+)
+from rewardlab.store import SampleStore
+from rewardlab.types import Candidate, Problem, Score
+
+INSTALL_HINT = "the ray backend needs Ray: pip install 'rewardlab[ray]' (ray>=2.9)"
+
+
+@dataclass(frozen=True)
+class RayScoring:
+    """Where and how wide to score on Ray.
+
+    Attributes:
+        address: a running cluster (``ray://host:10001``, ``host:6379`` or ``auto``); None
+            starts a local Ray instance for the job and stops it afterwards.
+        actors: reward replicas, one per actor (the actor pool's size).
+        cpus_per_actor: CPUs Ray reserves per actor.
+        gpus_per_actor: GPUs Ray reserves per actor (0: CPU scoring).
+        num_cpus: CPUs of a local instance (None: all of this machine's).
+        load_kwargs: keyword arguments of ``load_reward`` in each actor (e.g. ``device``).
+    """
+
+    address: str | None = None
+    actors: int = 2
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    num_cpus: int | None = None
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.actors < 1:
+            raise ValueError(f"ray actors must be >= 1, got {self.actors}")
+        if self.cpus_per_actor <= 0 or self.gpus_per_actor < 0:
+            raise ValueError(
+                f"cpus_per_actor must be > 0 and gpus_per_actor >= 0, got "
+                f"{self.cpus_per_actor}, {self.gpus_per_actor}"
+            )
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(f"num_cpus must be >= 1, got {self.num_cpus}")
+
+
+def ray_available() -> bool:
+    """True when Ray (with Ray Data) can be imported."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def ray_session(cfg: RayScoring) -> Iterator[None]:
+    """Connect to ``cfg.address`` (or start a local instance) unless Ray is already up; a
+    session started here is shut down on exit."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise RuntimeError(INSTALL_HINT) from None
+    started = False
+    if not ray.is_initialized():
+        local = cfg.address is None
+        ray.init(
+            address=cfg.address,
+            num_cpus=cfg.num_cpus if local else None,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+        started = True
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _ScoreActor:
+    """One reward replica: scores whole chunks, ``batch_size`` inputs per call."""
+
+    def __init__(self, spec: str, step: bool, batch_size: int, kwargs: dict[str, Any]) -> None:
+        from rewardlab.rewards.registry import load_reward
+
+        reward = load_reward(spec, **kwargs)
+        self.fn: Callable[[Sequence[Problem], Sequence[Candidate]], list[Score]] = (
+            reward.score_steps if step else reward.score
+        )
+        self.label = reward_store_label(reward, step)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = []
+        for blob in batch["inputs"]:
+            problems, candidates = pickle.loads(blob)
+            scores: list[Score] = []
+            for start in range(0, len(candidates), self.batch_size):
+                stop = start + self.batch_size
+                scores += score_inputs(
+                    self.fn, problems[start:stop], candidates[start:stop], self.label
+                )
+            out.append(pickle.dumps(scores))
+        labels = np.array([self.label] * len(out), dtype=object)
+        return {"chunk": batch["chunk"], "scores": np.array(out, dtype=object), "label": labels}
+
+
+def score_pool_ray(
+    reward: Any,
+    spec: str,
+    problems: Sequence[Problem],
+    pool: Sequence[Sequence[Candidate]],
+    keys: Sequence[str],
+    store: SampleStore,
+    cfg: RayScoring,
+    *,
+    step: bool = False,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+    poll: float = 0.5,
+) -> list[list[Score]]:
+    """:func:`rewardlab.search.pool.score_pool` with the model calls on a Ray actor pool.
+
+    ``reward`` is the driver's copy (its store label and ``text_only`` decide what is
+    scored); ``spec`` is what each actor passes to ``load_reward`` for its own replica. An
+    actor whose replica has another store label (other weights) is an error. Must run inside
+    :func:`ray_session`.
+    """
+    import ray.data
+
+    label = reward_store_label(reward, step)
+    text_only = bool(getattr(reward, "text_only", False))
+    flat = [(i, c) for i, row in enumerate(pool) for c in row]
+    flat_keys = [(keys[i], c.index) for i, c in flat]
+    chunks = score_chunks(flat, text_only, batch_size)
+
+    def missing(chunk: list[int]) -> list[int]:
+        got = store.scores(label, [flat_keys[j] for j in chunk])
+        return [j for j, s in zip(chunk, got, strict=True) if s is None]
+
+    done = sum(s is not None for s in store.scores(label, flat_keys))
+    if progress is not None:
+        progress(done, len(flat))
+    pending = list(range(len(chunks)))
+    while True:
+        todo = {c: m for c in pending if (m := missing(chunks[c]))}
+        if not todo:
+            break
+        works = {score_work(label, [flat_keys[j] for j in chunks[c]]): c for c in todo}
+        with store.holding(list(works)) as got:
+            mine = {works[w]: input_groups(flat, todo[works[w]], text_only) for w in got}
+            rows = [
+                {
+                    "chunk": c,
+                    "inputs": pickle.dumps(
+                        (
+                            [problems[flat[g[0]][0]] for g in groups],
+                            [flat[g[0]][1] for g in groups],
+                        )
+                    ),
+                }
+                for c, groups in sorted(mine.items())
+            ]
+            if rows:
+                gpus: dict[str, Any] = (
+                    {"num_gpus": cfg.gpus_per_actor} if cfg.gpus_per_actor else {}
+                )
+                scored = ray.data.from_items(rows).map_batches(
+                    _ScoreActor,
+                    fn_constructor_args=(spec, step, batch_size, cfg.load_kwargs),
+                    batch_size=1,
+                    compute=ray.data.ActorPoolStrategy(size=min(cfg.actors, len(rows))),
+                    num_cpus=cfg.cpus_per_actor,
+                    batch_format="numpy",
+                    **gpus,
+                )
+                for row in scored.iter_rows():
+                    if row["label"] != label:
+                        raise RuntimeError(
+                            f"a Ray actor loaded {spec!r} as {row['label']!r}, the driver as "
+                            f"{label!r}: the cluster's weights differ from this machine's"
+                        )
+                    groups = mine[int(row["chunk"])]
+                    new: list[Score] = pickle.loads(row["scores"])
+                    store.put_scores(
+                        label,
+                        [(*flat_keys[j], s) for g, s in zip(groups, new, strict=True) for j in g],
+                    )
+                    done += sum(len(g) for g in groups)
+                    if progress is not None:
+                        progress(done, len(flat))
+        pending = list(todo)
+        if not rows:
+            time.sleep(poll)  # every chunk left is another worker's: wait for it or its expiry
+    stored = store.scores(label, flat_keys)
+    out: list[list[Score]] = [[] for _ in pool]
+    for (i, _), s in zip(flat, stored, strict=True):
+        assert s is not None
+        out[i].append(s)
+    return out

@@ -1,0 +1,102 @@
+"""Work leases in the store: one claimant wins, leases expire, dead workers' leases are free."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rewardlab.store import SampleStore, claim_each, new_owner, owner_is_dead
+
+
+def test_one_claimant_wins_until_the_lease_expires(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "s.sqlite", lease_ttl=0.5)
+    a, b = new_owner(), new_owner()
+    assert store.claim(["w1", "w2"], a) == ["w1", "w2"]
+    assert store.claim(["w1", "w3"], b) == ["w3"]  # w1 is a's and live
+    assert store.claim(["w1"], a) == ["w1"]  # the owner may claim again (a renewal)
+    time.sleep(0.6)
+    assert store.claim(["w1"], b) == ["w1"]  # expired: b takes it over
+    assert store.renew(["w1", "w2"], a) == ["w1"]  # a learns it lost w1, still holds w2
+    store.release(["w1", "w2"], a)  # releasing w1 is a no-op: it is b's now
+    assert [(w, o) for w, o, _ in store.leases()] == [("w1", b), ("w3", b)]
+
+
+def test_a_bad_ttl_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="lease_ttl must be > 0"):
+        SampleStore(tmp_path / "s.sqlite", lease_ttl=0)
+    monkeypatch.setenv("REWARDLAB_LEASE_TTL", "soon")
+    with pytest.raises(ValueError, match="REWARDLAB_LEASE_TTL must be a number"):
+        SampleStore(tmp_path / "s.sqlite")
+    monkeypatch.setenv("REWARDLAB_LEASE_TTL", "7.5")
+    assert SampleStore(tmp_path / "s.sqlite").lease_ttl == 7.5
+
+
+def test_the_heartbeat_keeps_a_long_lease_alive(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "s.sqlite", lease_ttl=0.3)
+    with store.holding(["w"]) as got:
+        assert got == ["w"]
+        time.sleep(1.0)  # > 3 ttl: only the heartbeat keeps it
+        assert store.claim(["w"], new_owner()) == []
+    assert store.leases() == []  # released on exit
+    with pytest.raises(RuntimeError), store.holding(["w"]):
+        raise RuntimeError("work failed")
+    assert store.leases() == []  # released on error too
+
+
+CLAIM_AND_DIE = textwrap.dedent(
+    """
+    import os, sys
+    from rewardlab.store import SampleStore, new_owner
+    store = SampleStore(sys.argv[1], lease_ttl=3600)
+    assert store.claim(["w"], new_owner()) == ["w"]
+    os._exit(0)  # dies holding the lease, as a killed worker does
+    """
+)
+
+
+def test_a_dead_local_workers_lease_is_free_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, str(db)], check=True, timeout=60)
+    store = SampleStore(db, lease_ttl=3600)
+    ((work, owner, expires),) = store.leases()
+    assert work == "w" and expires > time.time() + 3000 and owner_is_dead(owner)
+    assert store.claim(["w"], new_owner()) == ["w"]
+    assert not owner_is_dead(new_owner())  # this process
+    assert not owner_is_dead("other-host/1/abc")  # other hosts: expiry only
+
+
+def test_claim_each_divides_items_between_threads(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "s.sqlite", lease_ttl=30)
+    done: dict[int, str] = {}
+    twice: list[int] = []
+    lock = threading.Lock()
+    stats = {}
+
+    def worker(name: str) -> None:
+        def run(item: int) -> None:
+            time.sleep(0.05)
+            with lock:
+                if item in done:
+                    twice.append(item)
+                done[item] = name
+
+        stats[name] = claim_each(
+            store, list(range(12)), lambda i: f"item{i}", lambda i: i in done, run, poll=0.01
+        )
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert twice == [] and sorted(done) == list(range(12))
+    assert stats["a"].computed + stats["b"].computed == 12
+    assert stats["a"].computed >= 1 and stats["b"].computed >= 1
+    assert stats["a"].computed + stats["a"].found_done == 12
+    assert store.leases() == []

@@ -1,0 +1,120 @@
+"""Several workers on one store divide the sampling between them through work leases.
+
+Two real ``rewardlab sample`` processes on one output directory: together they sample each
+chunk once (what one process alone samples), and both write the pool a single run writes.
+A worker that stops while holding a chunk (frozen: SIGSTOP) loses it when its lease expires,
+and another worker samples it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from rewardlab.policies.hf import HFPolicy
+from rewardlab.search.pool import PoolSpec, sample_pool, sample_pool_counted
+from rewardlab.store import SampleStore, request_key
+from rewardlab.tasks import arith
+from rewardlab.types import Sampling
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+ENV = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+SAMPLED = re.compile(r"this process sampled (\d+) of (\d+) chunks")
+
+
+def _sample_cli(out: Path, policy: Path) -> subprocess.Popen[str]:
+    args = ["sample", "--out", str(out), "--policy", str(policy), "--problems", "16"]
+    args += ["--n", "2", "--max-new-tokens", "24", "--difficulty", "1-3", "--seed", "3"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "rewardlab.cli.main", *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _chunks(proc: subprocess.Popen[str]) -> tuple[int, int]:
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    found = SAMPLED.search(stdout)
+    assert found, stdout
+    return int(found[1]), int(found[2])
+
+
+def test_two_sample_processes_sample_each_chunk_once(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    a, b = _sample_cli(shared, tiny_llama_dir), _sample_cli(shared, tiny_llama_dir)
+    (done_a, total_a), (done_b, total_b) = _chunks(a), _chunks(b)
+    solo = _sample_cli(tmp_path / "solo", tiny_llama_dir)
+    done_solo, total = _chunks(solo)
+    assert total_a == total_b == total == done_solo == 4
+    assert done_a + done_b == done_solo  # together, the model calls of one run
+    assert done_a >= 1 and done_b >= 1  # and both did a share
+    assert (shared / "pool.jsonl").read_text() == (tmp_path / "solo" / "pool.jsonl").read_text()
+    assert SampleStore(shared / "pool.sqlite").count() == 32
+    assert SampleStore(shared / "pool.sqlite").leases() == []
+
+
+FROZEN_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from rewardlab.policies.hf import HFPolicy
+    from rewardlab.search.pool import PoolSpec, sample_pool
+    from rewardlab.store import SampleStore, request_key
+    from rewardlab.tasks import arith
+    from rewardlab.types import Sampling
+    spec = PoolSpec(n=2, sampling=Sampling(temperature=1.0, max_new_tokens=24, seed=5),
+                    chunk_problems=2)
+    problems = arith.generate(8, seed=2, n_ops=(1, 3))
+    policy = HFPolicy.from_dir(sys.argv[1], device="cpu")
+    sample_pool(problems, arith.ArithTask(), policy, spec, SampleStore(sys.argv[2], lease_ttl=6))
+    """
+)
+
+
+def test_a_frozen_workers_chunk_is_taken_over_after_its_lease_expires(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "pool.sqlite"
+    script = tmp_path / "worker.py"
+    script.write_text(FROZEN_WORKER)
+    spec = PoolSpec(
+        n=2, sampling=Sampling(temperature=1.0, max_new_tokens=24, seed=5), chunk_problems=2
+    )
+    problems = arith.generate(8, seed=2, n_ops=(1, 3))
+    policy = HFPolicy.from_dir(tiny_llama_dir, device="cpu")
+    task = arith.ArithTask()
+    worker = subprocess.Popen([sys.executable, str(script), str(tiny_llama_dir), str(db)], env=ENV)
+    try:
+        deadline = time.monotonic() + 300
+        while not (db.exists() and SampleStore(db).leases()):  # it holds its first chunk
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGSTOP)  # alive, holding the lease, making no progress
+        held = SampleStore(db).leases()
+        stored_by_worker = SampleStore(db).count()
+        store = SampleStore(db)
+        first_key = request_key(problems[0], policy.name, spec.sampling)
+        seen: list[tuple[float, bool]] = []  # (when, is the frozen worker's chunk stored?)
+
+        def tick(done: int, total: int) -> None:
+            seen.append((time.time(), not store.missing(first_key, spec.n)))
+
+        pool, stats = sample_pool_counted(problems, task, policy, spec, store, tick)
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert len(held) == 1 and stored_by_worker == 0  # frozen inside its first chunk
+    assert stats.computed == 4 and stats.found_done == 0  # every chunk sampled once, here
+    assert [stored for _, stored in seen] == [False, False, False, True]  # skipped, then
+    assert seen[-1][0] >= held[0][2]  # sampled once the frozen worker's lease ran out
+    clean = sample_pool(problems, task, policy, spec, SampleStore(tmp_path / "clean.sqlite"))
+    assert [[c.text for c in row] for row in pool] == [[c.text for c in row] for row in clean]
+    assert SampleStore(db).count() == 16
