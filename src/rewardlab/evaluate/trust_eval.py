@@ -278,11 +278,14 @@ def evaluate_bon_bias(
     if not rights:
         raise DataError(f"{source or 'pool'}: no candidate right by its process to cut short")
     metrics: dict[str, Estimate] = {}
-    counts: dict[str, int] = {"right_candidates": len(rights)}
+    counts: dict[str, Any] = {"right_candidates": len(rights)}
     full_vals, _ = _score(reward, [problems[i] for i, _ in rights], [c for _, c in rights])
     for kind, fn in (("answer_only", answer_only), ("truncated", truncated)):
-        rows = [(k, fn(c.steps)) for k, (_, c) in enumerate(rights)]
-        rows = [(k, s) for k, s in rows if s is not None]
+        rows: list[tuple[int, tuple[str, ...]]] = []
+        for k, (_, c) in enumerate(rights):
+            cut = fn(c.steps)
+            if cut is not None:
+                rows.append((k, cut))
         counts[kind] = len(rows)
         if not rows:
             continue
@@ -304,8 +307,7 @@ def evaluate_bon_bias(
                 )
                 metrics.update(_est(stats, "steps/"))
             except ValueError as e:
-                counts["steps_skipped"] = 1
-                counts["steps_reason"] = str(e)  # type: ignore[assignment]
+                counts["steps_skipped"] = str(e)
     return EvalResult("bon_bias", _name(reward), source, metrics, {}, counts)
 
 
