@@ -5,7 +5,8 @@ shipped reward models as subjects:
 
 1. a pool: the shipped tiny policy, ``--problems`` held-out problems (seed 2000, the shipped
    RMs' held-out seed; 1..8 operations) x ``--n`` samples at T = 1, through the store (a re-run
-   samples nothing); written as ``pool.jsonl`` in the generic import format, so that every
+   samples nothing; ``rewardlab sample --problems 160 --n 8 --seed 2000`` fills the same
+   store keys); written as ``pool.jsonl`` in the generic import format, so that every
    ``rewardlab eval bon-bias|step-ablation|ceiling --pool`` command can be re-run on it;
 2. ``pairs.jsonl``: one (right, wrong) pair of the pool per problem that has both (subset =
    number of operations), for position bias, SCIR and the length / subset breakdown;
@@ -56,7 +57,7 @@ def sample(out: Path, problems: int, n: int) -> tuple[list[Problem], list[list[A
 
     task, probs = load_task("arith", problems, seed=2000, n_ops=(1, 8))
     policy = load_policy("tiny")
-    spec = PoolSpec(n, Sampling(1.0, 1.0, 160, 2000), chunk_problems=8)
+    spec = PoolSpec(n, Sampling(1.0, 1.0, 160, 2000))  # as `rewardlab sample --seed 2000`
     pool = sample_pool(probs, task, policy, spec, SampleStore(out / "pool.sqlite"))
     return probs, pool
 
@@ -145,7 +146,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "rm_diagnostics")
     ap.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--judge-pairs", type=int, default=120, help="pairs shown to the LM judges")
+    ap.add_argument(
+        "--judge-pairs", type=int, default=60, help="pairs for the LM judges and genrm's SCIR"
+    )
+    ap.add_argument(
+        "--ceiling-genrm",
+        action="store_true",
+        help="rank genrm in the ceiling too (it writes a chain per candidate: slow on a CPU)",
+    )
     args = ap.parse_args()
     from _machine import MachineProbe
 
@@ -221,7 +229,7 @@ def main() -> None:
             lambda k=k: E.evaluate_step_ablation(rewards[k], problems, pool, n_boot=300),
         )
     # alignment ceiling
-    ceiling = {k: rewards[k] for k in SHIPPED}
+    ceiling = {k: rewards[k] for k in SHIPPED if k != "genrm" or args.ceiling_genrm}
     ceiling["logprob"] = load_reward("logprob")
     for q in DIALS:
         ceiling[f"oracle-prm:q={q:g}"] = load_reward(f"oracle-prm:q={q:g}")
@@ -284,11 +292,11 @@ def table(results: dict[str, EvalResult], summary: dict[str, Any]) -> str:
     ]
     for key, r in results.items():
         kind, _, subject = key.partition("/")
-        subject = subject or r.reward
+        subject = subject or "all rewards below"
         for name, e in r.metrics.items():
-            if kind == "pairwise" and not (
-                name in ("overall",) or name.startswith(("length_corr", "subset/"))
-            ):
+            if kind == "pairwise" and not (name == "overall" or name.startswith("length_corr")):
+                continue
+            if kind == "ceiling" and not name.startswith("rank/"):
                 continue
             lines.append(f"| {kind} | {subject} | {name} | {fmt(e)} | {e.n} |")
         if kind == "pairwise":
@@ -297,6 +305,24 @@ def table(results: dict[str, EvalResult], summary: dict[str, Any]) -> str:
         if kind == "contrast":
             b = r.baseline["consistency"]
             lines.append(f"| {kind} | longer response | consistency | {fmt(b)} | {b.n} |")
+    pw = {k.partition("/")[2]: r for k, r in results.items() if k.startswith("pairwise/")}
+    if pw:
+        subsets = sorted({k for r in pw.values() for k in r.metrics if k.startswith("subset/")})
+        lines += [
+            "",
+            "Pairwise accuracy per subset (number of operations), 95% CI:",
+            "",
+            "| subset | n | " + " | ".join(pw) + " | longer response |",
+            "|---|---|" + "---|" * (len(pw) + 1),
+        ]
+        first = next(iter(pw.values()))
+        for sub in subsets:
+            cells = [fmt(r.metrics[sub]) for r in pw.values()]
+            lines.append(
+                f"| {sub.removeprefix('subset/')} | {first.metrics[sub].n} | "
+                + " | ".join(cells)
+                + f" | {fmt(first.baseline[sub])} |"
+            )
     c = results.get("ceiling")
     if c is not None:
         lines += [

@@ -21,7 +21,7 @@ from rewardlab.evaluate import trust as T
 from rewardlab.evaluate import trust_eval as E
 from rewardlab.evaluate.reward_eval import evaluate_pairwise
 from rewardlab.rewards.oracle import OracleORM, OraclePRM
-from rewardlab.rewards.pairwise_judge import LMPairwiseJudge, ScalarPairwise
+from rewardlab.rewards.pairwise_judge import PAIRWISE_PROMPT, LMPairwiseJudge, ScalarPairwise
 from rewardlab.tasks import arith
 from rewardlab.train.pref_io import DataError
 from rewardlab.types import Candidate, Problem, Score
@@ -92,7 +92,9 @@ def test_scalar_rm_has_no_position_bias_by_construction(tmp_path: Path) -> None:
 def test_lm_pairwise_judge_reads_a_probability(tmp_path: Path) -> None:
     from rewardlab.policies.registry import load_policy
 
-    judge = LMPairwiseJudge(load_policy("tiny", device="cpu"))
+    judge = LMPairwiseJudge(
+        load_policy("tiny", device="cpu"), template=PAIRWISE_PROMPT + " ", options=("A", "B")
+    )
     rows = [
         {"prompt": "2 + 3?", "chosen": "5", "rejected": "6"},
         {"prompt": "4 + 4?", "chosen": "8", "rejected": "9"},
@@ -103,6 +105,19 @@ def test_lm_pairwise_judge_reads_a_probability(tmp_path: Path) -> None:
     # the metric is the mean of what was read: recompute it from the stored probabilities
     ab, ba = (np.array(res.details["p_first"][k]) for k in ("ab", "ba"))
     assert res.metrics["soft_bias"].value == pytest.approx(float(np.mean((ab + ba) / 2 - 0.5)))
+
+
+def test_lm_judge_options_must_differ_in_their_first_token() -> None:
+    from rewardlab.policies.registry import load_policy
+    from rewardlab.rewards.pairwise_judge import load_judge
+
+    # the tiny policy's tokenizer reads " A" as " " + "A": both options would read " "
+    with pytest.raises(ValueError, match="same token"):
+        LMPairwiseJudge(load_policy("tiny", device="cpu"))
+    judge = load_judge("lm:tiny")
+    assert judge.template == PAIRWISE_PROMPT + " " and judge.options == ("A", "B")
+    first_a, first_b = judge.first_tokens()
+    assert first_a != first_b
 
 
 def test_lm_judge_template_must_show_both_responses() -> None:

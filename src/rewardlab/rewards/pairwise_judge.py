@@ -9,7 +9,9 @@ defined for such judges; :mod:`rewardlab.evaluate.trust` measures it by asking t
   1 − P exactly: a scalar RM has **no position bias by construction** (σ(d) + σ(−d) = 1).
 - :class:`LMPairwiseJudge` prompts a causal LM with both responses and reads the next-token
   probabilities of " A" and " B" after the question "Which response is better, A or B?"
-  (the LLM-as-a-judge pairwise format of Zheng et al. 2023), P = p(A) / (p(A) + p(B)).
+  (the LLM-as-a-judge pairwise format of Zheng et al. 2023), P = p(A) / (p(A) + p(B)). The
+  two options must differ in their first token (checked when the judge is made);
+  :func:`load_judge` moves the space into the prompt for tokenizers that split " A".
 
 ``rewardlab eval position --judge lm:tiny`` (an LM judge on a policy spec) or ``--judge SPEC``
 (a scalar reward) runs the diagnostic.
@@ -109,8 +111,24 @@ class LMPairwiseJudge:
         for key in ("{question}", "{first}", "{second}"):
             if key not in self.template:
                 raise ValueError(f"pairwise judge template lacks {key}")
+        firsts = self.first_tokens()
+        if firsts[0] == firsts[1]:
+            raise ValueError(
+                f"pairwise judge options {self.options!r} start with the same token "
+                f"({firsts[0]}) for this tokenizer: the verdict could not be read; pass options "
+                "that differ in their first token (e.g. end the template with a space and use "
+                "('A', 'B'))"
+            )
         if not self.name:
             object.__setattr__(self, "name", f"lm-judge[{getattr(self.policy, 'name', 'lm')}]")
+
+    def first_tokens(self) -> tuple[int, int]:
+        """The token ids read for the two options (after a prompt of this template)."""
+        from rewardlab.policies.hf_scoring import continuation_ids
+
+        probe = self.template.format(question="q", first="a", second="b")
+        a, b = (continuation_ids(self.policy, probe, o)[1][0] for o in self.options)
+        return a, b
 
     def prefer(
         self, problems: Sequence[Problem], firsts: Sequence[str], seconds: Sequence[str]
@@ -139,7 +157,14 @@ def load_judge(spec: str, **kwargs: Any) -> Any:
         policy_spec = spec[3:]
         if not policy_spec:
             raise ValueError("judge 'lm:' needs a policy spec, e.g. lm:tiny")
-        return LMPairwiseJudge(load_policy(policy_spec, **kwargs))
+        policy = load_policy(policy_spec, **kwargs)
+        try:
+            return LMPairwiseJudge(policy)
+        except ValueError as e:
+            if "same token" not in str(e):
+                raise
+            # a tokenizer that splits " A" into " " + "A": the space goes into the prompt
+            return LMPairwiseJudge(policy, template=PAIRWISE_PROMPT + " ", options=("A", "B"))
     from rewardlab.rewards.registry import load_reward
 
     return ScalarPairwise(load_reward(spec, **kwargs))
