@@ -157,7 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     from _machine import MachineProbe
 
-    from rewardlab.rewards.pairwise_judge import LMPairwiseJudge, ScalarPairwise
+    from rewardlab.rewards.pairwise_judge import ScalarPairwise, load_judge
     from rewardlab.rewards.registry import load_reward
 
     out: Path = args.out
@@ -196,11 +196,9 @@ def main() -> None:
         "position/prm",
         lambda: E.evaluate_position(ScalarPairwise(rewards["prm"]), judge_pairs, n_boot=nb),
     )
-    from rewardlab.policies.registry import load_policy
-
     for spec in ("tiny", "smollm2"):
         try:
-            judge = LMPairwiseJudge(load_policy(spec))
+            judge = load_judge(f"lm:{spec}")
         except (FileNotFoundError, ValueError, TypeError) as e:
             log(f"LM judge {spec} unavailable: {e}")
             continue
