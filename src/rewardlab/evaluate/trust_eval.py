@@ -219,22 +219,26 @@ def strip_math(step: str) -> str:
 # --------------------------------------------------------------------------- pool scoring
 
 
-def _cand(problem: Problem, steps: Sequence[str], like: Candidate | None = None) -> Candidate:
-    text = "\n".join(steps)
-    meta = dict(like.meta) if like is not None else {}
-    return Candidate(problem.id, text, tuple(steps), None, segmentation="lines", meta=meta)
+def _cand(problem: Problem, steps: Sequence[str]) -> Candidate:
+    """A candidate of ``problem`` made of these step lines."""
+    return Candidate(problem.id, "\n".join(steps), tuple(steps), None, segmentation="lines")
 
 
 def _score(
-    reward: Any, problems: Sequence[Problem], cands: Sequence[Candidate], batch: int = 256
+    reward: Any,
+    problems: Sequence[Problem],
+    cands: Sequence[Candidate],
+    with_steps: bool = False,
+    batch: int = 256,
 ) -> tuple[np.ndarray, list[tuple[float, ...]]]:
-    """Values (NaN = ungraded) and per-step scores (``()`` without) of every candidate."""
+    """Values (NaN = ungraded) and per-step scores (``()`` without) of every candidate, from
+    ``score`` (``score_steps`` when ``with_steps``)."""
     vals: list[float] = []
     steps: list[tuple[float, ...]] = []
-    step_fn = getattr(reward, "score_steps", None)
+    fn = reward.score_steps if with_steps else reward.score
     for start in range(0, len(cands), batch):
         p, c = problems[start : start + batch], cands[start : start + batch]
-        scores = step_fn(p, c) if step_fn is not None else reward.score(p, c)
+        scores = fn(p, c)
         vals.extend(values(scores).tolist())
         steps.extend(tuple(float(v) for v in s.steps) for s in scores)
     return np.asarray(vals, dtype=float), steps
@@ -299,7 +303,9 @@ def evaluate_bon_bias(
     if hasattr(reward, "score_steps"):
         wrongs = [(i, c) for i, c in items if _first_error(problems[i], c) >= 0]
         if wrongs:
-            _, steps = _score(reward, [problems[i] for i, _ in wrongs], [c for _, c in wrongs])
+            _, steps = _score(
+                reward, [problems[i] for i, _ in wrongs], [c for _, c in wrongs], with_steps=True
+            )
             errs = [_first_error(problems[i], c) for i, c in wrongs]
             try:
                 stats = T.min_at_last_step(
@@ -377,9 +383,8 @@ def evaluate_step_ablation(
     flat: dict[str, np.ndarray] = {}
     ungraded: dict[str, int] = {}
     for cond in STEP_CONDITIONS:
-        _, steps = _score(
-            reward, probs, [_cand(p, s) for p, s in zip(probs, variants[cond], strict=True)]
-        )
+        cands = [_cand(p, s) for p, s in zip(probs, variants[cond], strict=True)]
+        _, steps = _score(reward, probs, cands, with_steps=True)
         rows = []
         for s, m in zip(steps, variants["math"], strict=True):
             rows.append(np.asarray(s, dtype=float) if len(s) == len(m) else np.full(len(m), np.nan))
