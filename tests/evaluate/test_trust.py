@@ -445,3 +445,11 @@ def test_ceiling_known_answer_and_cache(tmp_path: Path) -> None:
         {k: Refuses() for k in rewards}, problems, pool, n=2, n_boot=50, cache_dir=tmp_path
     )
     assert again.metrics["rank/spearman"] == m["rank/spearman"]
+
+
+def test_score_shift_hand_worked() -> None:
+    base = np.array([0.1, 0.2, 0.3, 0.4, np.nan])
+    out = T.score_shift(base, np.array([0.4, 0.3, 0.2, 0.1, 0.5]), np.array([0, 0, 1, 1, 1]))
+    assert out["spearman"][0] == pytest.approx(-1.0)  # the order is reversed
+    assert out["mean_abs_diff"][0] == pytest.approx((0.3 + 0.1 + 0.1 + 0.3) / 4)
+    assert out["spearman"][3] == 4  # the NaN pair is left out
