@@ -258,7 +258,8 @@ def main() -> None:
         "results": {k: r.as_dict() | {"details": _small(r.details)} for k, r in results.items()},
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "rm_diagnostics.json").write_text(json.dumps(summary, indent=1, default=float))
+    text = json.dumps(summary, indent=1, default=float).replace(f"{ROOT}/", "")  # repo-relative
+    (args.results / "rm_diagnostics.json").write_text(text)
     (args.results / "rm_diagnostics.md").write_text(table(results, summary))
     log(f"done in {timings['total']:.0f}s; wrote {args.results / 'rm_diagnostics.md'}")
 
