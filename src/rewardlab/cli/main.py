@@ -13,6 +13,7 @@ import typer
 
 from rewardlab.cli import eval_process as eval_process_cmd
 from rewardlab.cli import eval_rm as eval_rm_cmd
+from rewardlab.cli import eval_trust as eval_trust_cmd
 from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
@@ -117,6 +118,8 @@ eval_app = typer.Typer(
 )
 eval_app.command("process", help=eval_process_cmd.HELP)(eval_process_cmd.process)
 for _name, (_fn, _help) in eval_rm_cmd.COMMANDS.items():
+    eval_app.command(_name.replace("_", "-"), help=_help)(_fn)
+for _name, (_fn, _help) in eval_trust_cmd.COMMANDS.items():
     eval_app.command(_name.replace("_", "-"), help=_help)(_fn)
 app.add_typer(eval_app, name="eval")
 

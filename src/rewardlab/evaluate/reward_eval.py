@@ -8,9 +8,10 @@ it applies: the score of a response is its length in characters) and ``details``
 ================  ====================================================  =====================
 evaluation        data rows                                             metrics
 ================  ====================================================  =====================
-pairwise          prompt, chosen, rejected, subset (RewardBench v1)     accuracy, overall,
-                                                                        section/*, subset/*,
-                                                                        length_corr/*, [ece/*]
+pairwise          prompt, chosen, rejected, subset (RewardBench v1);    accuracy, overall,
+                  optional language (M-RewardBench)                     section/*, subset/*,
+                                                                        length_corr/*, [ece/*],
+                                                                        [language/*]
 bon               prompt, chosen [list], rejected [list], subset        overall, subset/*
                   (RewardBench v2; optional id, num_correct)
 one_to_many       prompt, chosen, rejected [list of M] (RewardMATH)     accuracy, mrr
@@ -135,6 +136,25 @@ def _v1_block(
     return out
 
 
+def _languages(recs: Sequence[Any]) -> list[str] | None:
+    """Each row's ``language`` when any row has one (``"unknown"`` where a row lacks it), else
+    None (M-RewardBench reports accuracy per language)."""
+    if not any(r.data.get("language") for r in recs):
+        return None
+    return [str(r.data.get("language") or "unknown") for r in recs]
+
+
+def _by_language(
+    correct: np.ndarray, languages: Sequence[str], n_boot: int, seed: int
+) -> dict[str, Estimate]:
+    from rewardlab.evaluate.trust import group_accuracy
+
+    return {
+        f"language/{k}": Estimate(*v)
+        for k, v in group_accuracy(correct, languages, n_boot, seed).items()
+    }
+
+
 def evaluate_pairwise(
     reward: Any,
     path: str | Path,
@@ -161,6 +181,10 @@ def evaluate_pairwise(
     l_c, l_r = _lengths(chosen), _lengths(rejected)
     metrics = _v1_block(correct, subsets, n_boot, seed)
     baseline = _v1_block(M.pairwise_correct(l_c, l_r), subsets, n_boot, seed)
+    languages = _languages(recs)
+    if languages is not None:
+        metrics.update(_by_language(correct, languages, n_boot, seed))
+        baseline.update(_by_language(M.pairwise_correct(l_c, l_r), languages, n_boot, seed))
     both_s, both_l = np.concatenate([s_c, s_r]), np.concatenate([l_c, l_r])
     ok = ~np.isnan(both_s)
     pair_of = np.concatenate([np.arange(len(recs))] * 2)[ok]
@@ -181,6 +205,7 @@ def evaluate_pairwise(
         },
         "scores": {"chosen": s_c.tolist(), "rejected": s_r.tolist()},
         "subsets": subsets,
+        **({"languages": languages} if languages is not None else {}),
     }
     if dev is not None:
         cal, cal_details = _calibration(reward, dev, s_c - s_r, n_boot, seed, n_bins)
