@@ -36,6 +36,10 @@ REWARDS: dict[str, str] = {
     "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
     "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
     "genrm": "rewardlab.rewards.genrm_arith:load_default_genrm",
+    "dpo-implicit": "rewardlab.rewards.dpo_implicit:load_dpo_implicit",
+    "vpl": "rewardlab.rewards.pref_models:load_vpl",
+    "hrm": "rewardlab.rewards.hrm:load_hrm",
+    "chi2": "rewardlab.rewards.chi2:load_chi2",
 }
 
 
