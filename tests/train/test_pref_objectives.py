@@ -319,3 +319,39 @@ def test_dpo_training_moves_the_implicit_reward_towards_chosen(
         reward.score_pairs([r.prompt for r in rows], [r.rejected for r in rows])
     )
     assert float((d > 0).mean()) >= 0.8  # fit on its own training pairs
+
+
+def test_cli_trains_gpm_and_dpo_and_evaluates_the_dpo_implicit_spec(
+    backbone: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from rewardlab.cli.main import app
+
+    rows = [
+        {"prompt": f"{i} + 1?", "chosen": f"{i} + 1 = {i + 1}", "rejected": f"{i} + 1 = {i}"}
+        for i in range(6)
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    runner = CliRunner()
+    common = ["--data", str(data), "--backbone", str(backbone), "--steps", "2"]
+    gpm = runner.invoke(
+        app, ["train", "--objective", "gpm", "--out", str(tmp_path / "gpm"), *common]
+    )
+    assert gpm.exit_code == 0, gpm.output
+    assert json.loads((tmp_path / "gpm" / "rewardlab.json").read_text())["kind"] == "gpm"
+    dpo = runner.invoke(
+        app, ["train", "--objective", "dpo", "--out", str(tmp_path / "dpo"), *common]
+    )
+    assert dpo.exit_code == 0, dpo.output
+    spec = f"dpo-implicit:policy={tmp_path / 'dpo'},ref={backbone},beta=0.1"
+    ev = runner.invoke(
+        app,
+        ["eval", "pairwise", "--reward", spec, "--data", str(data), "--out", str(tmp_path / "ev")],
+    )
+    assert ev.exit_code == 0, ev.output
+    result = json.loads((tmp_path / "ev" / "pairwise.json").read_text())
+    assert result["metrics"]["accuracy"]["n"] == 6

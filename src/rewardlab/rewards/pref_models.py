@@ -11,7 +11,7 @@
   fixed anchor response (default: the empty response); that scalar view is transitive, so it
   keeps only part of what the model represents.
 - **VPL** (Poddar et al. 2024, "Personalizing RLHF with Variational Preference Learning"): an
-  encoder maps a user's context pairs (embeddings of chosen and rejected) to q(z | C) =
+  encoder maps a user's context pairs (embedding differences e_c − e_r) to q(z | C) =
   N(μ, diag σ²) (mean-pooled over the pairs), and the reward r(x, y, z) = (w + U·z)·e(x, y) +
   b + c·z weighs the response embedding with user-dependent weights. :class:`VPLReward`
   scores with z = μ(C) for the context pairs it is given (a file of that user's labelled
@@ -219,8 +219,8 @@ def load_gpm(path: str | Path, *, device: str | None = None, **kwargs: Any) -> G
 class VPLModel(torch.nn.Module):
     """Embedder + posterior encoder q(z | context pairs) + user-conditioned reward head.
 
-    The encoder is an MLP over [e_c; e_r] of each context pair, mean-pooled over the pairs, to
-    (μ, log σ²). The reward is linear in the embedding with user-dependent weights:
+    The encoder is an MLP (tanh) over e_c − e_r of each context pair, mean-pooled over the
+    pairs, to (μ, log σ²). The reward is linear in the embedding with user-dependent weights:
     r(x, y, z) = (w + U·z)·e(x, y) + b + c·z, so two users whose z differ can weigh the same
     features with opposite signs (the VPL paper's decoder is an MLP of [e; z]; this bilinear
     head is the smallest that lets z flip a preference, and trains from scratch here).
@@ -237,9 +237,7 @@ class VPLModel(torch.nn.Module):
         out_layer = torch.nn.Linear(hidden, 2 * latent)
         with torch.no_grad():  # start with σ ≈ 0.05: z ≈ μ, so the decoder learns to read z
             out_layer.bias[latent:] = -6.0
-        self.encoder = torch.nn.Sequential(
-            torch.nn.Linear(2 * d, hidden), torch.nn.ReLU(), out_layer
-        )
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Tanh(), out_layer)
         self.base = torch.nn.Linear(d, 1)  # w, b
         self.decoder = torch.nn.Linear(latent, d + 1)  # z -> (U·z, c·z)
 
@@ -249,8 +247,10 @@ class VPLModel(torch.nn.Module):
         return out
 
     def posterior(self, e_c: torch.Tensor, e_r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, log σ²) [G, latent] from context embeddings [G, K, dim] (mean over the K pairs)."""
-        h = self.encoder(torch.cat([e_c, e_r], dim=-1)).mean(dim=-2)
+        """(μ, log σ²) [G, latent] from context embeddings [G, K, dim]: the encoder reads each
+        pair's difference e_c − e_r (a user who prefers the other side gives the opposite
+        input), and its outputs are averaged over the K pairs."""
+        h = self.encoder(e_c - e_r).mean(dim=-2)
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-8.0, 8.0)
 
