@@ -60,7 +60,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--backbone", type=Path, default=None)
+    ap.add_argument(
+        "--backbone", type=Path, default=None, help="causal LM dir (default: the tiny policy)"
+    )
+    ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-treg", action="store_true")
     args = ap.parse_args()
@@ -85,7 +88,7 @@ def main() -> None:
             steps=args.steps, lr=args.lr, seed=args.seed, warmup_steps=10, log_every=25
         ),
         batch_size=args.batch_size,
-        max_length=256,
+        max_length=args.max_length,
         dpo_beta=args.beta,
     )
     models = {"EXRM (bt)": "bt", "DPORM (dpo)": "dpo"}

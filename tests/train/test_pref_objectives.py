@@ -186,10 +186,13 @@ def two_user_pairs(rows: list[PairRow]) -> list[PairRow]:
 def testbed_pairs() -> dict[str, list[PairRow]]:
     from rewardlab.label.pref_sets import PrefSetSpec, build_sets
 
-    sets = build_sets(PrefSetSpec(problems=40, n_ops=(1, 2), pairs_per_problem=6, noise=0.0))
+    sets = build_sets(PrefSetSpec(problems=30, n_ops=(1, 2), pairs_per_problem=6, noise=0.0))
 
     def rows(name: str) -> list[PairRow]:
-        return [PairRow(r["prompt"], r["chosen"], r["rejected"]) for r in sets[name]]
+        return [
+            PairRow(r["prompt"], r["chosen"], r["rejected"], None, {"kind": r["kind"]})
+            for r in sets[name]
+        ]
 
     return {"train": rows("train_pairs"), "test": rows("test_pairs")}
 
@@ -197,29 +200,32 @@ def testbed_pairs() -> dict[str, list[PairRow]]:
 def test_vpl_recovers_two_users_with_opposite_preferences(
     backbone: Path, testbed_pairs: dict[str, list[PairRow]]
 ) -> None:
+    """Brevity pairs (both answers right or both wrong): user a prefers the shorter response,
+    user b the longer one; the held-out pairs are of other problems."""
     from rewardlab.rewards.pref_models import VPLReward
     from rewardlab.rewards.preference_rm import PreferenceRM
     from rewardlab.train.pref_trainer import pair_deltas, train_preference_model
 
-    train, test = two_user_pairs(testbed_pairs["train"]), testbed_pairs["test"]
-    base = PreferenceConfig(loop=_loop(200), batch_size=16, max_length=96)
+    def brevity(rows: list[PairRow]) -> list[PairRow]:
+        return [r for r in rows if r.extra["kind"] == "brevity"]
+
+    train = two_user_pairs(brevity(testbed_pairs["train"]))
+    test = brevity(testbed_pairs["test"])
+    base = PreferenceConfig(loop=_loop(150), batch_size=16, max_length=64)
     vpl = train_preference_model(backbone, replace(base, objective="vpl"), train)
     bt = train_preference_model(backbone, replace(base, objective="bt"), train)
-
-    def acc(scores_c: np.ndarray, scores_r: np.ndarray) -> float:
-        return float((scores_c > scores_r).mean())
 
     prompts = [r.prompt for r in test]
     chosen, rejected = [r.chosen for r in test], [r.rejected for r in test]
     found = {}
     for user in ("a", "b"):
         ctx = [(r.prompt, r.chosen, r.rejected) for r in train if r.extra["user"] == user][:8]
-        reward = VPLReward(vpl.model, vpl.tokenizer, ctx, max_length=96)
-        sc, sr = reward.score_pairs(prompts, chosen), reward.score_pairs(prompts, rejected)
-        found[user] = acc(sc, sr) if user == "a" else acc(sr, sc)  # b prefers the rejected
-    rm = PreferenceRM(bt.model, bt.tokenizer, max_length=96)
-    d = pair_deltas(rm, test)
-    bt_a, bt_b = float((d > 0).mean()), float((d < 0).mean())
+        reward = VPLReward(vpl.model, vpl.tokenizer, ctx, max_length=64)
+        d = reward.score_pairs(prompts, chosen) - reward.score_pairs(prompts, rejected)
+        found[user] = float((d > 0).mean() if user == "a" else (d < 0).mean())
+    rm = PreferenceRM(bt.model, bt.tokenizer, max_length=64)
+    d_bt = pair_deltas(rm, test)
+    bt_a, bt_b = float((d_bt > 0).mean()), float((d_bt < 0).mean())
     assert bt_a + bt_b <= 1.0  # one scalar reward cannot serve both users
     assert min(found.values()) >= 0.75, f"VPL per-user accuracy {found}; BT {bt_a}, {bt_b}"
 
