@@ -1,7 +1,8 @@
 """EXRM vs DPORM: does the DPO implicit reward generalise like an explicit reward model?
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/exrm_vs_dporm.py [--out runs/exrm_vs_dporm]
-        [--problems 120 --steps 150 --lr 1e-3 --beta 0.1 --backbone DIR --no-treg]
+        [--problems 120 --steps 150 --lr 1e-3 --beta 0.1 --backbone DIR | --fresh-small]
+        [--no-treg]
 
 Lin et al. 2024 ("On the limited generalization capability of the implicit reward model
 induced by DPO") compare an explicit BT reward model (EXRM) with the DPO implicit reward
@@ -52,6 +53,19 @@ def _fmt(e: dict[str, Any]) -> str:
     return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
 
 
+def fresh_small_llama(out: Path) -> Path:
+    """A fresh small Llama (hidden 64, 2 layers, 0.11M parameters) and its tokenizer."""
+    from rewardlab.train.tiny_policy import TinyPolicyConfig, build_model, build_tokenizer
+
+    if not (out / "config.json").is_file():
+        cfg = TinyPolicyConfig(
+            hidden_size=64, layers=2, heads=4, intermediate_size=128, tokenizer_corpus=2000
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        build_model(cfg, build_tokenizer(cfg, out)).save_pretrained(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/exrm_vs_dporm"))
@@ -64,6 +78,11 @@ def main() -> None:
         "--backbone", type=Path, default=None, help="causal LM dir (default: the tiny policy)"
     )
     ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument(
+        "--fresh-small",
+        action="store_true",
+        help="build and use a fresh small Llama (hidden 64, 2 layers) in OUT/small_llama",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-treg", action="store_true")
     args = ap.parse_args()
@@ -71,6 +90,8 @@ def main() -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     backbone = args.backbone or tiny_policy_dir()
+    if args.fresh_small:
+        backbone = fresh_small_llama(out / "small_llama")
 
     spec = PrefSetSpec(problems=args.problems, n_ops=(1, 2), seed=args.seed, pairs_per_problem=6)
     ind = build_sets(spec)
