@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,15 @@ def test_config_and_objective_registry() -> None:
         "helpsteer2",
         "label-smoothing",
         "noise-robust",
+        "prdp",
+        "gpm",
+        "vpl",
+        "ctrl-u",
+        "dpo",
+        "t-reg",
     }
     with pytest.raises(ValueError, match="unknown objective"):
-        P.PreferenceConfig(objective="dpo")
+        P.PreferenceConfig(objective="ppo")
     with pytest.raises(ValueError, match="unknown head"):
         P.PreferenceConfig(head="mlp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="noise_members"):
@@ -162,11 +169,11 @@ def test_every_objective_trains_on_a_tiny_backbone(
 ) -> None:
     from rewardlab.train.pref_trainer import train_preference_model
 
+    pairs = read_pairs(sets["train_pairs"])
+    if objective == "vpl":  # two users, alternating rows
+        pairs = [replace(r, extra={**r.extra, "user": i % 2}) for i, r in enumerate(pairs)]
     trained = train_preference_model(
-        backbone,
-        _cfg(objective),
-        read_pairs(sets["train_pairs"]),
-        read_ratings(sets["train_ratings"]),
+        backbone, _cfg(objective), pairs, read_ratings(sets["train_ratings"])
     )
     stages = [h["stage"] for h in trained.history]
     expected = {

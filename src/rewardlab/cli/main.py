@@ -81,7 +81,8 @@ def _options_of(fn: Callable[..., object]) -> str:
     help=(
         "Train a reward model: --objective orm|prm|ovm|implicit-prm (process; options of "
         "`train-process`) or bt|bt-margin|centered|scaled-bt|regression|helpsteer2|"
-        "label-smoothing|noise-robust (preference; options of `train-preference`, incl. "
+        "label-smoothing|noise-robust|prdp|gpm|vpl|ctrl-u|dpo|t-reg (preference; options of "
+        "`train-preference`, incl. "
         "--ensemble K). Other options pass through to that command."
     ),
 )

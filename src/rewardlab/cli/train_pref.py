@@ -5,9 +5,12 @@
     rewardlab train --objective helpsteer2 --data pairs.jsonl --ratings ratings.jsonl --out ...
 
 Objectives are :data:`PREFERENCE_OBJECTIVES` (``bt``, ``bt-margin``, ``centered``,
-``scaled-bt``, ``regression``, ``helpsteer2``, ``label-smoothing``, ``noise-robust``; see
-:mod:`rewardlab.train.preference`). ``--data`` is pairwise (prompt, chosen, rejected[, margin])
-or, for ``regression``, rating format (prompt, response, rating); JSONL or Parquet.
+``scaled-bt``, ``regression``, ``helpsteer2``, ``label-smoothing``, ``noise-robust``, ``prdp``,
+``gpm``, ``vpl``, ``ctrl-u``, ``dpo``, ``t-reg``; see :mod:`rewardlab.train.preference`).
+``--data`` is pairwise (prompt, chosen, rejected[, margin][, user]) or, for ``regression``,
+rating format (prompt, response, rating); JSONL or Parquet. ``vpl`` needs a ``user`` column,
+``prdp`` a ``margin`` (the reward difference) on every row; ``dpo``/``t-reg`` need a causal LM
+``--backbone`` (the policy; it is also the frozen reference).
 OUT receives a checkpoint loadable with ``load_reward(OUT)`` (``rewardlab.json`` inside),
 ``train_log.jsonl`` and ``report.md``; with ``--ensemble K``, ``OUT/member-<i>/`` for each
 member and an ensemble ``rewardlab.json`` in OUT.
@@ -28,7 +31,8 @@ __all__ = ["HELP", "PREFERENCE_OBJECTIVES", "train_preference"]
 
 HELP = (
     "Train a preference reward model (Bradley-Terry and variants, regression, HelpSteer2, "
-    "noise-robust) or an ensemble of K of them on pairwise/rating JSONL or Parquet."
+    "noise-robust, PRDP, GPM, VPL, Ctrl-U, DPO / T-REG implicit rewards) or an ensemble of K "
+    "of them on pairwise/rating JSONL or Parquet."
 )
 
 
@@ -86,6 +90,15 @@ def train_preference(
     smoothing: Annotated[float, typer.Option(help="label-smoothing: alpha.")] = 0.1,
     noise_members: Annotated[int, typer.Option(help="noise-robust: ensemble size.")] = 3,
     flip_z: Annotated[float, typer.Option(help="noise-robust: flip if mean < -z·std.")] = 1.0,
+    gpm_dim: Annotated[int, typer.Option(help="gpm: embedding size 2k (even).")] = 4,
+    gpm_tau: Annotated[float, typer.Option(help="gpm: temperature τ.")] = 0.1,
+    vpl_latent: Annotated[int, typer.Option(help="vpl: user latent size.")] = 8,
+    vpl_context: Annotated[int, typer.Option(help="vpl: context pairs per user group.")] = 4,
+    vpl_targets: Annotated[int, typer.Option(help="vpl: target pairs per user group.")] = 4,
+    vpl_beta: Annotated[float, typer.Option(help="vpl: KL weight β.")] = 0.001,
+    ctrl_u_drop: Annotated[float, typer.Option(help="ctrl-u: token-drop rate per pass.")] = 0.1,
+    beta: Annotated[float, typer.Option(help="dpo / t-reg: β.")] = 0.1,
+    treg_alpha: Annotated[float, typer.Option(help="t-reg: weight of the token term.")] = 1.0,
     threads: Annotated[
         int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
     ] = None,
@@ -127,6 +140,15 @@ def train_preference(
         smoothing=smoothing,
         noise_members=noise_members,
         flip_z=flip_z,
+        gpm_dim=gpm_dim,
+        gpm_tau=gpm_tau,
+        vpl_latent=vpl_latent,
+        vpl_context=vpl_context,
+        vpl_targets=vpl_targets,
+        vpl_beta=vpl_beta,
+        ctrl_u_drop=ctrl_u_drop,
+        dpo_beta=beta,
+        treg_alpha=treg_alpha,
     )
 
     def log(rec: dict[str, Any]) -> None:

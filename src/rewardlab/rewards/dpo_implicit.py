@@ -12,6 +12,10 @@ the response tokens are those after the prompt's tokens (the longest common pref
 tokenisations, so a merge across the boundary is not miscounted). Texts are scored in length-
 sorted batches under ``torch.inference_mode()``.
 
+From the command line it is the registry's ``dpo-implicit:policy=DIR,ref=DIR,beta=0.1``, or
+the directory a ``rewardlab train --objective dpo`` run wrote (its ``rewardlab.json`` names the
+reference and β).
+
 >>> r = DPOImplicitReward.from_dirs("runs/dpo", ref_dir="base", beta=0.1)  # doctest: +SKIP
 """
 
@@ -147,3 +151,49 @@ class DPOImplicitReward:
             raise ValueError(f"{len(problems)} problems for {len(candidates)} candidates")
         vals = self.score_pairs([p.question for p in problems], [c.text for c in candidates])
         return [Score(float(v)) for v in vals]
+
+
+def load_dpo_implicit(
+    policy: str | Path | None = None,
+    ref: str | Path | None = None,
+    beta: float = 0.1,
+    **kwargs: Any,
+) -> DPOImplicitReward:
+    """The registry's ``dpo-implicit:policy=DIR,ref=DIR,beta=0.1`` (``ref`` optional).
+
+    A ``policy`` directory that is a checkpoint of ``rewardlab train --objective dpo`` (its
+    ``rewardlab.json`` names the reference and β) needs no ``ref``/``beta``.
+    """
+    if policy is None:
+        raise ValueError("dpo-implicit needs policy=DIR (e.g. dpo-implicit:policy=runs/dpo)")
+    p = Path(policy)
+    if not p.is_dir():
+        raise ValueError(f"dpo-implicit: policy {str(p)!r} is not a directory")
+    if ref is None and (p / "rewardlab.json").is_file():
+        return load_dpo_checkpoint(p, **kwargs)
+    if ref is not None and not Path(ref).is_dir():
+        raise ValueError(f"dpo-implicit: ref {str(ref)!r} is not a directory")
+    return DPOImplicitReward.from_dirs(p, ref, beta=beta, **kwargs)
+
+
+def load_dpo_checkpoint(
+    path: str | Path, beta: float | None = None, **kwargs: Any
+) -> DPOImplicitReward:
+    """A ``dpo-implicit`` checkpoint (written by :mod:`rewardlab.train.dpo`) as its reward.
+
+    Its ``rewardlab.json`` gives the reference directory (``ref``), ``beta`` and the
+    ``prompt_template``; ``beta`` here overrides the saved one.
+    """
+    import json
+
+    p = Path(path)
+    meta = json.loads((p / "rewardlab.json").read_text())
+    if meta.get("kind") != "dpo-implicit":
+        raise ValueError(f"{p}: kind {meta.get('kind')!r} is not a dpo-implicit checkpoint")
+    ref = meta.get("ref")
+    if ref is not None and not Path(ref).is_dir():
+        raise ValueError(f"{p}: its reference model {ref!r} is not there any more")
+    kwargs.setdefault("name", str(meta.get("name") or p.resolve().name))
+    kwargs.setdefault("prompt_template", meta.get("prompt_template", PROMPT_TEMPLATE))
+    b = float(meta.get("beta", 0.1)) if beta is None else beta
+    return DPOImplicitReward.from_dirs(p, ref, beta=b, **kwargs)

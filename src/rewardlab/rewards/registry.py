@@ -44,6 +44,10 @@ REWARDS: dict[str, str] = {
     "seqcls-rm": "rewardlab.rewards.presets.outcome:load_seqcls_rm",
     "armorm": "rewardlab.rewards.presets.outcome:load_armorm",
     "eurus-prm": "rewardlab.rewards.presets.eurus:load_eurus_prm",
+    "dpo-implicit": "rewardlab.rewards.dpo_implicit:load_dpo_implicit",
+    "vpl": "rewardlab.rewards.pref_models:load_vpl",
+    "hrm": "rewardlab.rewards.hrm:load_hrm",
+    "chi2": "rewardlab.rewards.chi2:load_chi2",
 }
 
 #: registry targets that load model weights (they take ``device``)

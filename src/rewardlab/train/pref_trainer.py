@@ -32,7 +32,6 @@ import torch
 
 from rewardlab.rewards.preference_rm import (
     PreferenceRM,
-    ScalarRewardModel,
     build_reward_model,
     save_reward_model,
 )
@@ -53,12 +52,17 @@ Log = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class TrainedRM:
-    """A trained reward model with its tokenizer, the loss history and run facts (``info``)."""
+    """A trained reward model with its tokenizer, the loss history and run facts (``info``).
 
-    model: ScalarRewardModel
+    ``saver(trained, out, meta) -> Path`` saves a model that is not a ``ScalarRewardModel``
+    (GPM, VPL, DPO policies); None saves a ``preference-rm`` checkpoint.
+    """
+
+    model: Any
     tokenizer: Any
     history: tuple[dict[str, Any], ...]
     info: dict[str, Any]
+    saver: Callable[[Any, Path, dict[str, Any]], Path] | None = None
 
 
 def _check_data(
@@ -71,6 +75,13 @@ def _check_data(
         )
     if "rating" in needs and not ratings:
         raise ValueError(f"objective {cfg.objective!r} needs rating data (prompt/response/rating)")
+    if cfg.objective == "prdp":
+        missing = [i for i, r in enumerate(pairs or ()) if r.margin is None]
+        if missing:
+            raise ValueError(
+                f"objective 'prdp' regresses on each row's reward difference ('margin'); "
+                f"{len(missing)} rows have none (first: row {missing[0]})"
+            )
 
 
 def _fit_pairs(
@@ -184,7 +195,6 @@ def train_preference_model(
     """
     _check_data(cfg, pairs, ratings)
     s = cfg.loop.seed if seed is None else seed
-    model, tok = build_reward_model(backbone, cfg.head, s)
     history: list[dict[str, Any]] = []
     info: dict[str, Any] = {"objective": cfg.objective, "seed": s, "backbone": str(backbone)}
 
@@ -196,6 +206,16 @@ def train_preference_model(
 
         return _log
 
+    custom = PREFERENCE_OBJECTIVES[cfg.objective].trainer
+    if custom is not None:
+        import importlib
+
+        module, _, attr = custom.partition(":")
+        train_fn = getattr(importlib.import_module(module), attr)
+        assert pairs is not None
+        trained: TrainedRM = train_fn(backbone, cfg, pairs, s, stage_log(cfg.objective))
+        return replace(trained, history=tuple(history))
+    model, tok = build_reward_model(backbone, cfg.head, s)
     if cfg.objective in ("regression", "helpsteer2"):
         assert ratings is not None
         _fit_ratings(model, tok, ratings, cfg, s, stage_log("regression"))
@@ -228,7 +248,10 @@ def save_trained(
             max_length=cfg.max_length,
             config=json.loads(json.dumps(asdict(cfg), default=str)),
         )
-    path = save_reward_model(trained.model, trained.tokenizer, out, **extra, **meta)
+    if trained.saver is not None:
+        path = trained.saver(trained, Path(out), {**extra, **meta})
+    else:
+        path = save_reward_model(trained.model, trained.tokenizer, out, **extra, **meta)
     with (path / "train_log.jsonl").open("w") as fh:
         for rec in trained.history:
             fh.write(json.dumps(rec) + "\n")

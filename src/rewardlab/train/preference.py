@@ -14,7 +14,17 @@ regression         (r − rating)²                                SteerLM / Hel
 helpsteer2         regression, then scaled-bt from it (+ExPO)   HelpSteer2-Preference
 label-smoothing    −(1−α)·log σ(Δ) − α·log σ(−Δ)                Secrets of RLHF II (Wang 2024)
 noise-robust       −log σ(Δ − û) after flipping noisy pairs     Secrets of RLHF II
+prdp               (Δ − d)², d = the row's reward difference    PRDP (Deng et al. 2024)
+gpm                −log σ(s(y_c ≻ y_r)/τ), skew-symmetric s     GPM (Zhang et al. 2024)
+vpl                −ELBO with a user latent z                   VPL (Poddar et al. 2024)
+ctrl-u             exp(−u)-weighted BT, u from two noisy passes Ctrl-U (Zhang et al. 2024)
+dpo                DPO on a causal LM; its implicit reward      DPO (Rafailov et al. 2023)
+t-reg              DPO + token-level reward regulariser         T-REG (Zhou et al. 2024)
 =================  ===========================================  ============================
+
+The last five have their own trainer (``Objective.trainer``, imported on use):
+:mod:`rewardlab.train.pref_extra` (gpm, vpl, ctrl-u) and :mod:`rewardlab.train.dpo` (dpo,
+t-reg); their formulas are in :mod:`rewardlab.train.pref_objectives`.
 
 ``m`` is the row's ``margin`` (the preference strength; bt-margin uses 0 when absent, scaled-bt
 weighs 1). noise-robust first trains an ensemble of ``noise_members`` BT models, measures each
@@ -146,6 +156,21 @@ class PreferenceConfig:
     noise_steps: int | None = None  # None: loop.steps
     flip_z: float = 1.0
     expo_alpha: float = 1.0  # HelpSteer2 ExPO: θ = θ_reg + α(θ_bt − θ_reg); 1 = no extrapolation
+    gpm_dim: int = 4  # GPM: embedding size 2k (the paper tries 2, 4, 6, 8)
+    gpm_tau: float = 0.1  # GPM: temperature τ of σ(s/τ) (papers.md, [V:code])
+    vpl_dim: int = 16  # VPL: response embedding size
+    vpl_latent: int = 8  # VPL: user latent size
+    vpl_hidden: int = 64  # VPL: encoder / decoder hidden width
+    vpl_groups: int = 4  # VPL: user groups per batch
+    vpl_context: int = 4  # VPL: context pairs per group (encoder input)
+    vpl_targets: int = 4  # VPL: target pairs per group (the likelihood term)
+    vpl_beta: float = 0.001  # VPL: weight of the KL term
+    ctrl_u_drop: float = 0.1  # Ctrl-U: token-drop rate of each of the two passes
+    dpo_beta: float = 0.1  # DPO / T-REG: β
+    treg_alpha: float = 1.0  # T-REG: weight of the token-level regulariser
+    treg_tau: float = 1.0  # T-REG: softmax temperature of the token weights
+    treg_good: str = "Answer correctly and concisely.\n"  # T-REG: contrastive "good" prompt
+    treg_bad: str = "Answer with a wrong result.\n"  # T-REG: contrastive "bad" prompt
 
     def __post_init__(self) -> None:
         if self.objective not in PREFERENCE_OBJECTIVES:
@@ -161,16 +186,32 @@ class PreferenceConfig:
             raise ValueError(f"smoothing must be in [0, 0.5), got {self.smoothing}")
         if self.noise_members < 2 and self.objective == "noise-robust":
             raise ValueError("noise-robust needs noise_members >= 2 to measure a std")
+        if self.gpm_dim < 2 or self.gpm_dim % 2:
+            raise ValueError(f"gpm_dim must be even and >= 2, got {self.gpm_dim}")
+        if self.gpm_tau <= 0 or self.dpo_beta <= 0 or self.treg_tau <= 0:
+            raise ValueError("gpm_tau, dpo_beta and treg_tau must be > 0")
+        if min(self.vpl_dim, self.vpl_latent, self.vpl_hidden, self.vpl_groups) < 1:
+            raise ValueError("vpl_dim, vpl_latent, vpl_hidden and vpl_groups must be >= 1")
+        if self.vpl_context < 1 or self.vpl_targets < 1:
+            raise ValueError("vpl_context and vpl_targets must be >= 1")
+        if not 0.0 <= self.ctrl_u_drop < 1.0:
+            raise ValueError(f"ctrl_u_drop must be in [0, 1), got {self.ctrl_u_drop}")
 
 
 @dataclass(frozen=True)
 class Objective:
-    """What an objective needs and which pairwise loss its (last) stage uses."""
+    """What an objective needs and which pairwise loss its (last) stage uses.
+
+    ``trainer`` (``"module:function"``, imported on use) names an objective with its own model
+    or batches: ``fn(backbone, cfg, pairs, seed, log) -> TrainedRM``; the trainer of
+    :mod:`rewardlab.train.pref_trainer` hands such objectives to it.
+    """
 
     name: str
     needs: DataNeed
     pair_loss: PairLoss | None
     summary: str
+    trainer: str | None = None
 
 
 def _bt(r_c: Tensor, r_r: Tensor, b: Mapping[str, Any], c: PreferenceConfig) -> Tensor:
@@ -197,6 +238,15 @@ def _adaptive(r_c: Tensor, r_r: Tensor, b: Mapping[str, Any], c: PreferenceConfi
     return bt_margin_loss(r_c, r_r, b["margin"])  # margins set by noise_robust_plan
 
 
+def _prdp(r_c: Tensor, r_r: Tensor, b: Mapping[str, Any], c: PreferenceConfig) -> Tensor:
+    from rewardlab.train.pref_objectives import prdp_loss
+
+    zero = b["margin"] * 0.0  # the RM form: d = margin, ρ = the model's scores, β = 1
+    return prdp_loss(b["margin"], zero, r_c, r_r)
+
+
+_EXTRA = "rewardlab.train.pref_extra"
+_DPO = "rewardlab.train.dpo:train_dpo"
 PREFERENCE_OBJECTIVES: dict[str, Objective] = {
     o.name: o
     for o in (
@@ -208,6 +258,12 @@ PREFERENCE_OBJECTIVES: dict[str, Objective] = {
         Objective("helpsteer2", "pairwise+rating", _scaled, "regression, then scaled BT"),
         Objective("label-smoothing", "pairwise", _smoothed, "label-smoothed BT"),
         Objective("noise-robust", "pairwise", _adaptive, "flip noisy pairs + adaptive margin"),
+        Objective("prdp", "pairwise", _prdp, "regress Δ on the row's reward difference"),
+        Objective("gpm", "pairwise", None, "general preference model", f"{_EXTRA}:train_gpm"),
+        Objective("vpl", "pairwise", None, "user-latent VPL", f"{_EXTRA}:train_vpl"),
+        Objective("ctrl-u", "pairwise", None, "uncertainty-weighted BT", f"{_EXTRA}:train_ctrl_u"),
+        Objective("dpo", "pairwise", None, "DPO policy (implicit RM)", _DPO),
+        Objective("t-reg", "pairwise", None, "DPO + T-REG", _DPO),
     )
 }
 """Every preference objective by CLI name (``--objective``)."""
