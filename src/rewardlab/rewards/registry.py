@@ -36,6 +36,10 @@ REWARDS: dict[str, str] = {
     "judge-yes-no-direct": "rewardlab.rewards.judges:load_direct_judge",
     "judge-grm": "rewardlab.rewards.judges:load_grm_judge",
     "genrm": "rewardlab.rewards.genrm_arith:load_default_genrm",
+    "flr": "rewardlab.rewards.followup:load_flr",
+    "semantic-similarity": "rewardlab.rewards.similarity:SemanticSimilarityReward",
+    "unit-test-quality": "rewardlab.rewards.unit_tests:UnitTestQualityReward",
+    "instruction-constraints": "rewardlab.rewards.instruction:InstructionConstraintReward",
 }
 
 
