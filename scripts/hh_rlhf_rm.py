@@ -67,13 +67,14 @@ def main() -> None:
     ap.add_argument("--encoder", default="minilm")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--response-tokens", type=int, default=64)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--ensemble", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--ensemble", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--margin", type=float, default=1.0)
+    ap.add_argument("--check-pairs", type=int, default=40)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,9 +165,15 @@ def main() -> None:
         data=str(args.data),
         split="dialogue-disjoint 80/20, seed 0",
     )
-    check = evaluate_pairwise(EncoderRM.from_dir(ckpt), out / "test.jsonl", n_boot=200)
+    # (the first --check-pairs held-out pairs: featurising them again costs encoder time)
+    k = min(args.check_pairs, len(test_idx))
+    head_rows = [json.loads(x) for x in (out / "test.jsonl").read_text().splitlines()[:k]]
+    write_jsonl(head_rows, out / "test_check.jsonl")
+    check = evaluate_pairwise(EncoderRM.from_dir(ckpt), out / "test_check.jsonl", n_boot=200)
     cli_acc = check.metrics["accuracy"].value
-    assert abs(cli_acc - results["bt"]["seed0"]["test"]["value"]) < 1e-9, (cli_acc, results["bt"])
+    b0 = heads[("bt", 0)]
+    in_script = float(pairwise_correct(b0.score(tc[:k]), b0.score(tr[:k])).mean())
+    assert abs(cli_acc - in_script) < 1e-9, (cli_acc, in_script)
 
     record = {
         "data": "Anthropic HH-RLHF harmless-base test (2,312 pairs, MIT)",
@@ -240,8 +247,10 @@ def markdown(rec: dict[str, Any], args: argparse.Namespace) -> str:
         lines.append(f"| {label} | {fmt(s0['test'])} | {seeds} | {train} |")
     lines += [
         "",
-        f"The BT seed-0 head saved to `{rec['cli_check']['checkpoint']}` scores "
-        f"{rec['cli_check']['accuracy']:.3f} through `rewardlab eval pairwise` (the same number).",
+        f"The BT seed-0 head saved to `{rec['cli_check']['checkpoint']}`, loaded back and run "
+        f"through `evaluate_pairwise` (the path of `rewardlab eval pairwise`) on the first "
+        f"{rec['cli_check']['pairs']} held-out pairs, scores {rec['cli_check']['accuracy']:.3f}, "
+        "the same as the in-memory head on those pairs (checked).",
         "",
         f"Time: features {rec['seconds']['features']} s, training {rec['seconds']['training']} s,"
         f" total {rec['seconds']['total']} s on {rec['cpus']} shared CPUs, "
