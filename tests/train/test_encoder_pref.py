@@ -96,9 +96,8 @@ def test_bad_shapes() -> None:
 
 
 def test_feature_cache_resumes(tmp_path: Path) -> None:
-    from tinybert import build_tiny_bert
-
     from rewardlab.rewards.encoder_rm import EncoderFeaturizer
+    from tinybert import build_tiny_bert
 
     f = EncoderFeaturizer(build_tiny_bert(tmp_path / "bert"), max_length=16, response_tokens=4)
     prompts, responses = ["the cat", "a dog", "yes", "no"], ["sat", "ran", "good", "bad"]
