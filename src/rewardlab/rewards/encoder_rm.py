@@ -195,6 +195,8 @@ class FeatureHead(torch.nn.Module):
 
     def __init__(self, dim: int, hidden: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
+        self.mu: torch.Tensor
+        self.sd: torch.Tensor
         self.register_buffer("mu", torch.zeros(dim))
         self.register_buffer("sd", torch.ones(dim))
         self.dim, self.hidden_size, self.dropout = dim, hidden, dropout

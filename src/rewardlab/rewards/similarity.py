@@ -48,7 +48,9 @@ class SemanticSimilarityReward:
 
     def reference(self, problem: Problem) -> str | None:
         """The reference text of a problem (None when it has none)."""
-        ref = problem.answer if self.reference_key is None else problem.meta.get(self.reference_key)
+        ref: Any = problem.answer
+        if self.reference_key is not None:
+            ref = problem.meta.get(self.reference_key)
         return ref if isinstance(ref, str) and ref.strip() else None
 
     def similarities(self, responses: Sequence[str], references: Sequence[str]) -> np.ndarray:
