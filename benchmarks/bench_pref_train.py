@@ -17,7 +17,8 @@ truncates or drops any), each text the whole dialogue. Methods, each one epoch o
 - ``TRL RewardTrainer``: ``trl.RewardTrainer`` with ``per_device_train_batch_size = batch``,
   ``max_steps`` the same, on CPU (timed around ``train()``; tokenisation happens before).
   TRL appends the tokenizer's eos to each text; MiniLM has none, so it is set to ``[SEP]``
-  and TRL's sequences are one token longer than ours (about 0.5%).
+  and TRL's sequences are one token longer than ours (about 0.5%). bf16 and gradient
+  checkpointing (TRL's defaults) are off, as in our loop.
 
 Batches are built before the clock starts for our two methods, as TRL tokenises in its
 constructor. Pairs/s = pairs trained / seconds. The methods take turns for ``--rounds`` rounds
@@ -39,6 +40,7 @@ from typing import Any
 
 import torch
 from _machine import MachineProbe, machine_line
+from accelerate.state import AcceleratorState
 
 from rewardlab.rewards.encoder_rm import minilm_dir
 from rewardlab.rewards.preference_rm import build_reward_model
@@ -114,6 +116,9 @@ def run_trl(rows: list[PairRow], args: argparse.Namespace) -> dict[str, Any]:
             save_strategy="no",
             logging_steps=10_000,
             disable_tqdm=True,
+            bf16=False,  # fp32, as our loop: the comparison is about batching, not precision
+            fp16=False,
+            gradient_checkpointing=False,  # TRL's default recomputes activations; ours does not
             seed=0,
         )
         trainer = RewardTrainer(
@@ -151,6 +156,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in methods}
     for r in range(args.rounds):
         for name, fn in methods.items():
+            AcceleratorState._reset_state(reset_partial_state=True)  # each method sets its own
             runs[name].append(fn())
             print(f"round {r}: {name}: {runs[name][-1]['seconds']:.1f} s", flush=True)
     table = {}

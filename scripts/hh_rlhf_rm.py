@@ -200,7 +200,9 @@ def main() -> None:
         "results": results,
         "cli_check": {
             "checkpoint": str(ckpt.relative_to(ROOT)) if ckpt.is_relative_to(ROOT) else str(ckpt),
+            "pairs": k,
             "accuracy": cli_acc,
+            "in_script": in_script,
         },
         "seconds": {
             "features": round(feat_seconds, 1),
