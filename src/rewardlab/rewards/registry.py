@@ -48,6 +48,10 @@ REWARDS: dict[str, str] = {
     "vpl": "rewardlab.rewards.pref_models:load_vpl",
     "hrm": "rewardlab.rewards.hrm:load_hrm",
     "chi2": "rewardlab.rewards.chi2:load_chi2",
+    "flr": "rewardlab.rewards.followup:load_flr",
+    "semantic-similarity": "rewardlab.rewards.similarity:SemanticSimilarityReward",
+    "unit-test-quality": "rewardlab.rewards.unit_tests:UnitTestQualityReward",
+    "instruction-constraints": "rewardlab.rewards.instruction:InstructionConstraintReward",
 }
 
 #: registry targets that load model weights (they take ``device``)

@@ -17,6 +17,7 @@ same code (:func:`read_records` is the shared reader).
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -64,7 +65,8 @@ class RatingRow:
 
 
 def _jsonl_records(path: Path) -> Iterator[Record]:
-    with path.open(encoding="utf-8") as fh:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -86,15 +88,16 @@ def _parquet_records(path: Path) -> Iterator[Record]:
 
 
 def read_records(path: str | Path) -> list[Record]:
-    """All rows of a ``.jsonl``/``.json`` (one object per line) or ``.parquet`` file."""
+    """All rows of a ``.jsonl``/``.json``/``.jsonl.gz`` (one object per line) or ``.parquet``
+    file."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no data file at {p}")
     if p.suffix == ".parquet":
         return list(_parquet_records(p))
-    if p.suffix in (".jsonl", ".json"):
+    if p.suffix in (".jsonl", ".json") or p.name.endswith(".jsonl.gz"):
         return list(_jsonl_records(p))
-    raise DataError(f"{p}: unknown data format {p.suffix!r}; use .jsonl or .parquet")
+    raise DataError(f"{p}: unknown data format {p.suffix!r}; use .jsonl(.gz) or .parquet")
 
 
 def require_str(rec: Record, key: str) -> str:
@@ -136,7 +139,16 @@ def _extra(rec: Record, used: Sequence[str]) -> dict[str, Any]:
 
 
 def parse_pair(rec: Record) -> PairRow:
-    """A :class:`PairRow` from one record (TRL pairwise format)."""
+    """A :class:`PairRow` from one record (TRL pairwise format).
+
+    Conversational rows (TRL message lists, implicit or explicit prompt) and HH-RLHF raw rows
+    (whole dialogues, no ``prompt``) go through :mod:`rewardlab.train.pref_chat`: the shared
+    dialogue prefix becomes the prompt, rendered in HH markup.
+    """
+    from rewardlab.train import pref_chat
+
+    if pref_chat.is_chat_record(rec.data):
+        return pref_chat.to_pair_row(pref_chat.chat_pair_from_record(rec))
     used = ("prompt", "chosen", "rejected", "margin")
     return PairRow(
         prompt=require_str(rec, "prompt"),
