@@ -60,7 +60,7 @@ def test_objective_loss_is_the_existing_formula() -> None:
         ("bt-margin", bt_margin_loss(r[:8], r[8:], torch.full((8,), 0.5))),
     ):
         got, _ = _loss_fn(name, _cfg(name))(head, b)
-        assert float(got.detach()) == pytest.approx(float(want), abs=1e-6)
+        assert float(got.detach()) == pytest.approx(float(want.detach()), abs=1e-6)
     with pytest.raises(ValueError, match="needs rating data"):
         _loss_fn("regression", _cfg("regression"))
 
