@@ -225,3 +225,12 @@ def test_bad_tables_are_refused(change: object, message: str) -> None:
     acc, cost = change(t.acc, t.cost)  # type: ignore[operator]
     with pytest.raises(ValueError, match=message):
         Table(t.configs, t.budgets, acc, cost)
+
+
+def test_bin_of_with_adjacent_floats() -> None:
+    """The midpoint of 5e-324 and 0.0 rounds to 0.0 (found by hypothesis): the threshold must
+    still separate the two, so 0.0 lands in the harder bin."""
+    v = np.array([0.0, 1.0, 0.5, 0.75, 5e-324])
+    bins, thr = quantile_bins(v, 5)
+    assert bins.tolist() == [4, 0, 2, 1, 3]
+    assert [bin_of(x, thr) for x in v] == bins.tolist()

@@ -161,7 +161,10 @@ def quantile_bins(values: np.ndarray, n_bins: int = N_BINS) -> tuple[np.ndarray,
     for j in range(n_bins - 1):
         lo, hi = v[bins == j], v[bins == j + 1]
         if lo.size and hi.size:
-            thresholds.append((lo.min() + hi.max()) / 2)
+            mid = (lo.min() + hi.max()) / 2
+            # the midpoint of two adjacent floats (5e-324 and 0.0) rounds onto the lower one,
+            # which bin_of would then put in the easier bin: the higher value is a threshold too
+            thresholds.append(mid if hi.max() < mid else lo.min())
         else:
             thresholds.append(thresholds[-1] if thresholds else math.inf)
     return bins, np.asarray(thresholds, dtype=float)
