@@ -561,12 +561,17 @@ def grpo_table(g: dict[str, Any]) -> str:
                 return "—"
             return f"{a:{f}} → {b:{f}}"
 
+        term = (
+            "— (weight 0)"
+            if v in ("outcome", "prime")
+            else arrow(r0["term_per_step"], r1["term_per_step"], ".3f")
+        )
         lines.append(
             f"| {v} | {first['accuracy']:.3f} | {_fmt_ci(last, 'accuracy')} (step {last['step']}) "
             f"| {arrow(first['steps'], last['steps'])} | {arrow(first['empty'], last['empty'])} "
             f"| {arrow(r0['steps'], r1['steps'])} | {arrow(r0['empty'], r1['empty'])} "
             f"| {arrow(r0['prm_per_step'], r1['prm_per_step'], '.3f')} "
-            f"| {arrow(r0['term_per_step'], r1['term_per_step'], '.3f')} "
+            f"| {term} "
             f"| {e['done']['minutes'] if e['done']['finished'] else 'unfinished'} |"
         )
     return "\n".join(lines) + "\n"
@@ -744,9 +749,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--it-lr", type=float, default=1e-4)
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = ap.parse_args(argv)
-    import torch
+    if set(args.stages.split(",")) - {"report"}:
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     probe = MachineProbe()
     args.work.mkdir(parents=True, exist_ok=True)
     tag = args.stages.replace(",", "_") + (
