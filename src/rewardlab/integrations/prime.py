@@ -117,7 +117,9 @@ class OnlineImplicitPRM:
             ratio = log_ratio(model, self.prm.ref, ids, mask)
             sums = (ratio * response_mask(batch, ids.shape[1]).to(ratio.device)).sum(-1)
             y = torch.tensor([float(labels[i]) for i in keep], device=sums.device)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(self.prm.beta * sums, y)
+            loss: Any = torch.nn.functional.binary_cross_entropy_with_logits(
+                self.prm.beta * sums, y
+            )
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -222,7 +222,7 @@ def run_round(
     pick = best_of_k(vals, cfg.min_reward)
     with (rdir / "samples.jsonl").open("w") as fh:
         for i, c in enumerate(cands):
-            row = {
+            rec = {
                 "problem_id": c.problem_id,
                 "index": c.index,
                 "text": c.text,
@@ -230,7 +230,7 @@ def run_round(
                 "correct": bool(correct.flat[i]),
                 "kept": bool(pick[i // cfg.k] == c.index),
             }
-            fh.write(json.dumps(row) + "\n")
+            fh.write(json.dumps(rec) + "\n")
     kept = [
         (train[j], cands[j * cfg.k + int(pick[j])].text) for j in range(len(train)) if pick[j] >= 0
     ]
@@ -255,7 +255,10 @@ def run_round(
         )
     start = cfg.policy if cfg.from_base else current
     student = AutoModelForCausalLM.from_pretrained(start)
-    ref = AutoModelForCausalLM.from_pretrained(cfg.policy).eval() if cfg.kl_coef > 0 else None
+    ref: Any = None
+    if cfg.kl_coef > 0:
+        ref = AutoModelForCausalLM.from_pretrained(cfg.policy)
+        ref.eval()
     examples = sft.encode_examples(
         tok, [plain_prompt(p.question) for p, _ in kept], [t for _, t in kept]
     )

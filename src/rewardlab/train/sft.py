@@ -12,7 +12,7 @@ Only completion tokens (and the EOS appended to each) carry loss; prompt tokens 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +87,7 @@ def batches(
 
 
 def sft_kl_loss(
-    model: Any, ref: Any | None, batch: dict[str, Any], kl_coef: float
+    model: Any, ref: Any | None, batch: Mapping[str, Any], kl_coef: float
 ) -> tuple[Any, dict[str, float]]:
     """Mean cross-entropy of the completion tokens + ``kl_coef`` · mean exact next-token
     KL(π‖π_0) at the same positions (``ref`` is π_0; unused when ``kl_coef == 0``)."""
