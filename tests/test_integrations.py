@@ -121,6 +121,27 @@ def test_trl_adapter_step_transform_with_exact() -> None:
     assert out == [0.0, -0.5]
 
 
+def test_trl_adapter_question_column_scores_the_question_not_the_prompt() -> None:
+    """A PRM reads its own template around the question: with ``question_column`` it gets the
+    bare question (as when called directly), not the policy's templated prompt."""
+    from rewardlab.policies.prompts import plain_prompt
+
+    probs = _arith(2)
+    texts = [gold_solution(p) for p in probs]
+    scorer = load_scorer("prm", device="cpu")
+    pairs = [make_pair(p.question, t) for p, t in zip(probs, texts, strict=True)]
+    direct = [s.steps for s in scorer.score([q for q, _ in pairs], [c for _, c in pairs])]
+    kwargs = {"prompts": [plain_prompt(p.question) for p in probs], "completions": texts}
+    by_question = TRLReward(scorer, question_column="question").scores(
+        **kwargs, question=[p.question for p in probs]
+    )
+    by_prompt = TRLReward(scorer).scores(**kwargs)
+    assert [s.steps for s in by_question] == direct
+    assert [s.steps for s in by_prompt] != direct
+    with pytest.raises(ValueError, match="column 'question': no values"):
+        TRLReward(scorer, question_column="question").scores(**kwargs)
+
+
 def test_verl_compute_score_call_shape() -> None:
     compute_score = verl_compute_score("math-verify", timeout_s=20)
     ok = compute_score(

@@ -14,6 +14,7 @@ import typer
 from rewardlab.cli import eval_process as eval_process_cmd
 from rewardlab.cli import eval_rm as eval_rm_cmd
 from rewardlab.cli import eval_trust as eval_trust_cmd
+from rewardlab.cli import iterate as iterate_cmd
 from rewardlab.cli import label as label_cmd
 from rewardlab.cli import sample as sample_cmd
 from rewardlab.cli import scale as scale_cmd
@@ -56,6 +57,7 @@ app.command("tune", help=tune_cmd.HELP)(tune_cmd.tune)
 app.command("solve", help=solve_cmd.HELP)(solve_cmd.solve)
 app.command("verify", help=verify_cmd.HELP)(verify_cmd.verify)
 app.command("serve", help=serve_cmd.HELP)(serve_cmd.serve)
+app.command("iterate", help=iterate_cmd.HELP)(iterate_cmd.iterate)
 app.command("train-process", help=train_rm_cmd.HELP)(train_rm_cmd.train)
 app.command("train-preference", help="Train a preference reward model (or an ensemble).")(
     train_pref_cmd.train_preference

@@ -86,6 +86,32 @@ def fit_gao_bon(kl: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
     return float(alpha), float(beta)
 
 
+def fit_gao_rl(kl: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
+    """Least-squares (α, β) of gold(d) − gold(0) = d·(α − β·log d), d = √KL, the RL form of
+    Gao et al. 2023 that Rafailov et al. 2024 ("Scaling laws for reward model overoptimization
+    in direct alignment algorithms", papers.md §46) fit to DAAs. ``gold[0]`` must be the KL = 0
+    point; points with d = 0 other than it are dropped (log 0); negative Monte-Carlo KL
+    estimates count as 0.
+
+    >>> d = np.array([0.0, 0.5, 1.0, 2.0])
+    >>> a, b = fit_gao_rl(d**2, 0.3 + d * (1.0 - 0.4 * np.log(np.where(d > 0, d, 1))))
+    >>> round(a, 6), round(b, 6)
+    (1.0, 0.4)
+    """
+    k = np.clip(np.asarray(kl, dtype=float), 0.0, None)
+    g = np.asarray(gold, dtype=float)
+    if k.shape != g.shape or k.ndim != 1 or k.size < 3:
+        raise ValueError(f"kl {k.shape} and gold {g.shape} must be 1-D with >= 3 points")
+    d = np.sqrt(k)
+    y = g - g[0]
+    keep = d > 0
+    if keep.sum() < 2:
+        raise ValueError("fit_gao_rl needs at least two points with KL > 0")
+    a = np.stack([d[keep], -d[keep] * np.log(d[keep])], axis=1)
+    (alpha, beta), *_ = np.linalg.lstsq(a, y[keep], rcond=None)
+    return float(alpha), float(beta)
+
+
 def starc_standardise(reward: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per-prompt centred, then divided by the prompt- and response-weighted L2 norm."""
     r = np.asarray(reward, dtype=float)

@@ -40,6 +40,9 @@ class TRLReward:
             ``lambda steps: sum(Clip(0.5)(steps))``), for PRM rewards in RL; a score without
             step values then gives None.
         log_ungraded: report the ungraded fraction through TRL's ``log_metric``.
+        question_column: score against this dataset column's text as the question instead of
+            the prompt (the prompt often wraps the question in a template the reward does not
+            expect, e.g. ``"Question: {q}\\nAnswer:\\n"`` around a PRM's own template).
     """
 
     def __init__(
@@ -49,8 +52,10 @@ class TRLReward:
         use_steps: Callable[[Sequence[float]], float] | None = None,
         log_ungraded: bool = True,
         name: str | None = None,
+        question_column: str | None = None,
     ) -> None:
         self.scorer = scorer
+        self.question_column = question_column
         self.answer_column = answer_column
         self.use_steps = use_steps
         self.log_ungraded = log_ungraded
@@ -67,6 +72,15 @@ class TRLReward:
                 f"column {self.answer_column!r}: {len(answers)} values for "
                 f"{len(completions)} completions"
             )
+        if self.question_column is not None:
+            questions = kwargs.get(self.question_column)
+            if questions is None or len(questions) != len(completions):
+                n = "no" if questions is None else len(questions)
+                raise ValueError(
+                    f"column {self.question_column!r}: {n} values for "
+                    f"{len(completions)} completions"
+                )
+            prompts = questions
         pairs = []
         for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
             answer, meta = parse_label(answers[i] if answers is not None else None)
