@@ -56,18 +56,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardlab.rewards.code_steps import execute_lines, reproduces
 from rewardlab.rewards.codecheck import _RUNNER, _is_python
-from rewardlab.rewards.generative import GenerativeVerifier, Judgment
-from rewardlab.rewards.genrm_arith import candidate_lines
+from rewardlab.rewards.generative import Judgment
+from rewardlab.rewards.genrm_arith import ArithGenRM, build_verifier, candidate_lines, shipped_path
 from rewardlab.sandbox import Limits, SandboxConfig
 from rewardlab.tasks.arith import ANSWER_RE, STEP_RE
-from rewardlab.types import Candidate, Problem, Sampling, Score
+from rewardlab.types import Candidate, Problem
 
 FORMAT_NAME = "arith-code"
 PROBE = "Before: {before}\nRule: {rule}\nCode:\n"
@@ -209,31 +208,13 @@ class ArithCodeFormat:
         return out
 
 
-class ArithGenPRM(GenerativeVerifier):
-    """The testbed GenPRM: a :class:`GenerativeVerifier` with :class:`ArithCodeFormat` and a
-    ``fingerprint`` (weights + sampling); each score's ``info`` holds its chains' tokens."""
-
-    def __init__(self, *args: Any, fingerprint: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fingerprint = fingerprint
-
-    def score(self, problems: Sequence[Problem], candidates: Sequence[Candidate]) -> list[Score]:
-        scores = super().score(problems, candidates)
-        return [
-            replace(s, info={**s.info, "verify_prompt_tokens": p, "verify_generated_tokens": g})
-            for s, (p, g) in zip(scores, self.last_tokens, strict=True)
-        ]
-
-
 def asset_path() -> Path:
     """The shipped GenPRM's directory (raises naming the script that makes it)."""
-    path = Path(str(resources.files("rewardlab") / "assets" / ASSET))
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"the testbed code-checked verifier is not installed at {path}; make it with "
-            "`python scripts/train_genrm.py --format code`"
-        )
-    return path
+    return shipped_path(
+        ASSET,
+        "the testbed code-checked verifier",
+        "python scripts/train_genrm.py --format code",
+    )
 
 
 def load_genprm(
@@ -246,31 +227,25 @@ def load_genprm(
     device: str | None = None,
     name: str = "genprm",
     max_batch_size: int = 64,
-) -> ArithGenPRM:
+) -> ArithGenRM:
     """A testbed GenPRM from a checkpoint directory (arguments as
     :func:`rewardlab.rewards.genrm_arith.load_genrm`; ``V`` samples of every probe, mean
-    verdict; ``max_new_tokens`` bounds one probe's line)."""
-    from rewardlab.policies.hf import HFPolicy
-    from rewardlab.rewards.learned import weights_fingerprint
-
-    if V < 1:
-        raise ValueError(f"V must be >= 1, got {V}")
-    path = Path(path)
-    temp = (0.0 if V == 1 else 1.0) if temperature is None else float(temperature)
-    policy = HFPolicy.from_dir(path, name=name, device=device, max_batch_size=max_batch_size)
-    sampling = Sampling(temperature=temp, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
-    fp = f"{weights_fingerprint(path)}-V{V}-T{temp:g}-s{seed}-m{max_new_tokens}"
-    return ArithGenPRM(
-        policy,
+    verdict; ``max_new_tokens`` bounds one probe's line). The verifier is an
+    :class:`~rewardlab.rewards.genrm_arith.ArithGenRM` (fingerprint, tokens in ``info``)."""
+    return build_verifier(
+        path,
         ArithCodeFormat(),
-        n_verifications=V,
-        sampling=sampling,
+        V=V,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        device=device,
         name=name,
-        fingerprint=fp,
+        max_batch_size=max_batch_size,
     )
 
 
-def load_default_genprm(**kwargs: Any) -> ArithGenPRM:
+def load_default_genprm(**kwargs: Any) -> ArithGenRM:
     """The shipped testbed GenPRM (``assets/genprm_arith``), named ``genprm``; registry specs
     ``genprm`` (greedy, V = 1) and ``genprm:V=4,temperature=1.0`` pass their arguments here."""
     return load_genprm(asset_path(), **kwargs)

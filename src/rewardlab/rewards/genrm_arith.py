@@ -222,15 +222,46 @@ class ArithGenRM(GenerativeVerifier):
         ]
 
 
+def shipped_path(asset: str, what: str, make: str) -> Path:
+    """The directory of a shipped verifier under ``rewardlab/assets`` (raises naming ``make``,
+    the command that makes it, when the weights are missing)."""
+    path = Path(str(resources.files("rewardlab") / "assets" / asset))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{what} is not installed at {path}; make it with `{make}`")
+    return path
+
+
 def asset_path() -> Path:
     """The shipped verifier's directory (raises naming the script that makes it)."""
-    path = Path(str(resources.files("rewardlab") / "assets" / ASSET))
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"the testbed generative verifier is not installed at {path}; make it with "
-            "`python scripts/train_genrm.py`"
-        )
-    return path
+    return shipped_path(ASSET, "the testbed generative verifier", "python scripts/train_genrm.py")
+
+
+def build_verifier(
+    path: str | Path,
+    fmt: Any,
+    *,
+    V: int,
+    temperature: float | None,
+    seed: int,
+    max_new_tokens: int,
+    device: str | None,
+    name: str,
+    max_batch_size: int,
+) -> ArithGenRM:
+    """A trained testbed verifier: the HF policy in ``path`` writing ``fmt``'s chains (or
+    probes), ``V`` per candidate (greedy for ``V == 1`` unless ``temperature`` says otherwise,
+    else T = 1.0), fingerprinted by its weights and sampling."""
+    from rewardlab.policies.hf import HFPolicy
+    from rewardlab.rewards.learned import weights_fingerprint
+
+    if V < 1:
+        raise ValueError(f"V must be >= 1, got {V}")
+    path = Path(path)
+    temp = (0.0 if V == 1 else 1.0) if temperature is None else float(temperature)
+    policy = HFPolicy.from_dir(path, name=name, device=device, max_batch_size=max_batch_size)
+    sampling = Sampling(temperature=temp, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
+    fp = f"{weights_fingerprint(path)}-V{V}-T{temp:g}-s{seed}-m{max_new_tokens}"
+    return ArithGenRM(policy, fmt, n_verifications=V, sampling=sampling, name=name, fingerprint=fp)
 
 
 def load_genrm(
@@ -253,23 +284,16 @@ def load_genrm(
         max_new_tokens: longest chain (a chain cut off has no verdict: unreadable).
         device: ``cpu``/``cuda``; default CUDA when available.
     """
-    from rewardlab.policies.hf import HFPolicy
-    from rewardlab.rewards.learned import weights_fingerprint
-
-    if V < 1:
-        raise ValueError(f"V must be >= 1, got {V}")
-    path = Path(path)
-    temp = (0.0 if V == 1 else 1.0) if temperature is None else float(temperature)
-    policy = HFPolicy.from_dir(path, name=name, device=device, max_batch_size=max_batch_size)
-    sampling = Sampling(temperature=temp, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
-    fp = f"{weights_fingerprint(path)}-V{V}-T{temp:g}-s{seed}-m{max_new_tokens}"
-    return ArithGenRM(
-        policy,
+    return build_verifier(
+        path,
         ArithVerifyFormat(),
-        n_verifications=V,
-        sampling=sampling,
+        V=V,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        device=device,
         name=name,
-        fingerprint=fp,
+        max_batch_size=max_batch_size,
     )
 
 
