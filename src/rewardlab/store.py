@@ -147,6 +147,26 @@ def score_from_json(blob: str) -> Score:
     return Score(value=d["value"], steps=tuple(d["steps"]), info=d["info"])
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch ``conn``'s database to WAL, retrying while another process holds it.
+
+    SQLite answers ``database is locked`` to the journal-mode switch without waiting on the
+    busy timeout when another connection is creating the same new file (two workers started
+    together on one fresh store: seen in CI), so the switch is retried with backoff here.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.25)
+
+
 class SampleStore:
     """Append-only, crash-safe pool of candidates and scores in one SQLite file (WAL mode).
 
@@ -180,7 +200,7 @@ class SampleStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60.0)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn, timeout=60.0)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn

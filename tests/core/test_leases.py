@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -100,3 +101,31 @@ def test_claim_each_divides_items_between_threads(tmp_path: Path) -> None:
     assert stats["a"].computed >= 1 and stats["b"].computed >= 1
     assert stats["a"].computed + stats["a"].found_done == 12
     assert store.leases() == []
+
+
+def test_the_wal_switch_is_retried_while_another_connection_holds_the_file(
+    tmp_path: Path,
+) -> None:
+    """SQLite may answer the switch to WAL with "database is locked" at once (it failed two
+    `rewardlab sample` workers starting together on a fresh store in CI). With the busy
+    handler off (timeout 0) every attempt fails at once while another connection holds an
+    exclusive lock; ``_enable_wal`` must keep trying until it is released, and give up with the
+    error at its deadline."""
+    from rewardlab.store import _enable_wal
+
+    path = tmp_path / "s.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    waiter = sqlite3.connect(path, timeout=0.0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        waiter.execute("PRAGMA journal_mode=WAL")  # what the store did before: fails at once
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _enable_wal(waiter, timeout=0.2)  # still held at the deadline: the error, not a hang
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    _enable_wal(waiter, timeout=10.0)
+    release.join()
+    assert 0.2 < time.monotonic() - started < 5.0
+    assert waiter.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
