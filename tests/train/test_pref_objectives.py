@@ -183,7 +183,7 @@ def two_user_pairs(rows: list[PairRow]) -> list[PairRow]:
 
 
 @pytest.fixture(scope="module")
-def testbed_pairs() -> dict[str, list[PairRow]]:
+def arith_pair_rows() -> dict[str, list[PairRow]]:
     from rewardlab.label.pref_sets import PrefSetSpec, build_sets
 
     sets = build_sets(PrefSetSpec(problems=30, n_ops=(1, 2), pairs_per_problem=6, noise=0.0))
@@ -198,7 +198,7 @@ def testbed_pairs() -> dict[str, list[PairRow]]:
 
 
 def test_vpl_recovers_two_users_with_opposite_preferences(
-    backbone: Path, testbed_pairs: dict[str, list[PairRow]]
+    backbone: Path, arith_pair_rows: dict[str, list[PairRow]]
 ) -> None:
     """Brevity pairs (both answers right or both wrong): user a prefers the shorter response,
     user b the longer one; the held-out pairs are of other problems."""
@@ -209,8 +209,8 @@ def test_vpl_recovers_two_users_with_opposite_preferences(
     def brevity(rows: list[PairRow]) -> list[PairRow]:
         return [r for r in rows if r.extra["kind"] == "brevity"]
 
-    train = two_user_pairs(brevity(testbed_pairs["train"]))
-    test = brevity(testbed_pairs["test"])
+    train = two_user_pairs(brevity(arith_pair_rows["train"]))
+    test = brevity(arith_pair_rows["test"])
     base = PreferenceConfig(loop=_loop(150), batch_size=16, max_length=64)
     vpl = train_preference_model(backbone, replace(base, objective="vpl"), train)
     bt = train_preference_model(backbone, replace(base, objective="bt"), train)
@@ -259,13 +259,13 @@ def _probe() -> tuple[list[Problem], list[Candidate]]:
 def test_new_objectives_save_and_load_as_rewards(
     objective: str,
     backbone: Path,
-    testbed_pairs: dict[str, list[PairRow]],
+    arith_pair_rows: dict[str, list[PairRow]],
     tmp_path: Path,
 ) -> None:
     from rewardlab.rewards.registry import load_reward
     from rewardlab.train.pref_trainer import save_trained, train_preference_model
 
-    rows = testbed_pairs["train"][:24]
+    rows = arith_pair_rows["train"][:24]
     rows = [replace(r, margin=1.0) for r in rows]
     if objective == "vpl":
         rows = two_user_pairs(rows)
@@ -282,14 +282,14 @@ def test_new_objectives_save_and_load_as_rewards(
 
 
 def test_prdp_needs_reward_differences(
-    backbone: Path, testbed_pairs: dict[str, list[PairRow]]
+    backbone: Path, arith_pair_rows: dict[str, list[PairRow]]
 ) -> None:
     from rewardlab.train.pref_trainer import train_preference_model
 
     with pytest.raises(ValueError, match="reward difference"):
-        train_preference_model(backbone, _tiny("prdp"), testbed_pairs["train"][:8])
+        train_preference_model(backbone, _tiny("prdp"), arith_pair_rows["train"][:8])
     with pytest.raises(ValueError, match="'user' column"):
-        train_preference_model(backbone, _tiny("vpl"), testbed_pairs["train"][:8])
+        train_preference_model(backbone, _tiny("vpl"), arith_pair_rows["train"][:8])
 
 
 def test_dpo_implicit_from_the_registry_spec(backbone: Path) -> None:
@@ -312,12 +312,12 @@ def test_dpo_implicit_from_the_registry_spec(backbone: Path) -> None:
 
 
 def test_dpo_training_moves_the_implicit_reward_towards_chosen(
-    backbone: Path, testbed_pairs: dict[str, list[PairRow]], tmp_path: Path
+    backbone: Path, arith_pair_rows: dict[str, list[PairRow]], tmp_path: Path
 ) -> None:
     from rewardlab.rewards.registry import load_reward
     from rewardlab.train.pref_trainer import save_trained, train_preference_model
 
-    rows = testbed_pairs["train"][:32]
+    rows = arith_pair_rows["train"][:32]
     cfg = replace(_tiny("dpo"), loop=_loop(30, 1e-2), batch_size=8)
     path = save_trained(train_preference_model(backbone, cfg, rows), tmp_path / "dpo", cfg)
     reward = load_reward(str(path), device="cpu")

@@ -238,6 +238,17 @@ def step_score(values: Sequence[float], how: str, **info: Any) -> Score:
     return Score(aggregate(steps, how), steps, info)
 
 
+def scores_by_boundary(flat: Sequence[float], batch: Sequence[Encoded], how: str) -> list[Score]:
+    """Per-candidate :func:`step_score` s from one value per boundary, in batch order (the
+    order :func:`boundary_index` gathers them)."""
+    out, k = [], 0
+    for e in batch:
+        n = len(e.boundaries)
+        out.append(step_score(flat[k : k + n], how))
+        k += n
+    return out
+
+
 def batch_ids(batch: Sequence[Encoded], tokenizer: Any, model: Any, device: Any) -> tuple[Any, Any]:
     """Right-padded ``(input_ids, attention_mask)`` of a batch on ``device``."""
     ids, mask = pad_right(batch, pad_id_of(tokenizer, model))

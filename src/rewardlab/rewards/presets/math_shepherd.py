@@ -30,7 +30,7 @@ from rewardlab.rewards.presets.common import (
     load_tokenizer,
     model_dir,
     param_count,
-    step_score,
+    scores_by_boundary,
     tokenize_marked,
 )
 from rewardlab.rewards.step_format import Encoded, boundary_index
@@ -118,12 +118,7 @@ class MathShepherdPRM(StepScorer):
         rows, pos = boundary_index(batch)
         picked = logits[rows.to(dev), pos.to(dev)][:, [good, bad]].float()
         flat = picked.softmax(-1)[:, 0].cpu().numpy()
-        out, k = [], 0
-        for e in batch:
-            n = len(e.boundaries)
-            out.append(step_score(flat[k : k + n], self.aggregate))
-            k += n
-        return out
+        return scores_by_boundary(flat, batch, self.aggregate)
 
 
 def load_math_shepherd(

@@ -36,8 +36,8 @@ from rewardlab.rewards.presets.common import (
     load_tokenizer,
     model_dir,
     param_count,
+    scores_by_boundary,
     single_token,
-    step_score,
     tokenize_marked,
     torch_dtype,
 )
@@ -129,12 +129,7 @@ class QwenPRM(StepScorer):
         rows, pos = boundary_index(batch)
         probs = self.head(hidden[rows.to(dev), pos.to(dev)]).float().softmax(-1)[:, 1]
         flat = probs.cpu().numpy()
-        out, k = [], 0
-        for e in batch:
-            n = len(e.boundaries)
-            out.append(step_score(flat[k : k + n], self.aggregate))
-            k += n
-        return out
+        return scores_by_boundary(flat, batch, self.aggregate)
 
 
 def load_qwen_prm(
