@@ -275,38 +275,24 @@ class GenerativeVerifier:
     def _parse(
         self, chains: list[_Chains], candidates: Sequence[Candidate]
     ) -> list[list[Judgment]]:
-        if isinstance(self.fmt, ProbeFormat):
-            fmt = self.fmt
-            probes_batch: Callable[..., list[Judgment]] | None = getattr(
-                fmt, "parse_probes_batch", None
-            )
-            if probes_batch is None:
-                return [
-                    [fmt.parse_probes(texts, cand) for texts in ch.texts]
-                    for ch, cand in zip(chains, candidates, strict=True)
-                ]
-            outs = [texts for ch in chains for texts in ch.texts]
-            cands = [c for ch, c in zip(chains, candidates, strict=True) for _ in ch.texts]
-            judged = list(probes_batch(outs, cands))
-            if len(judged) != len(outs):
-                raise RuntimeError(f"{fmt.name}.parse_probes_batch returned {len(judged)}")
-            grouped, at = [], 0
-            for ch in chains:
-                grouped.append(judged[at : at + len(ch.texts)])
-                at += len(ch.texts)
-            return grouped
-        batch: Callable[[Sequence[str], Sequence[Candidate]], list[Judgment]] | None = getattr(
-            self.fmt, "parse_batch", None
-        )
-        flat_chains = [t[0] for ch in chains for t in ch.texts]
-        flat_cands = [cand for ch, cand in zip(chains, candidates, strict=True) for _ in ch.texts]
-        if batch is not None:
-            flat = list(batch(flat_chains, flat_cands))
-            if len(flat) != len(flat_chains):
-                raise RuntimeError(f"{self.fmt.name}.parse_batch returned {len(flat)} judgments")
+        """Every chain's judgment, grouped per candidate: one ``parse_batch`` (chains) or
+        ``parse_probes_batch`` (probe outputs) call for all of them where the format has one,
+        else one ``parse`` / ``parse_probes`` call per chain."""
+        fmt: Any = self.fmt
+        if isinstance(self.fmt, ProbeFormat):  # a chain is the list of its probes' outputs
+            items: list[Any] = [texts for ch in chains for texts in ch.texts]
+            batch_name, single = "parse_probes_batch", fmt.parse_probes
         else:
-            plain: Any = self.fmt
-            flat = [plain.parse(t, c) for t, c in zip(flat_chains, flat_cands, strict=True)]
+            items = [t[0] for ch in chains for t in ch.texts]
+            batch_name, single = "parse_batch", fmt.parse
+        cands = [cand for ch, cand in zip(chains, candidates, strict=True) for _ in ch.texts]
+        batch: Callable[..., list[Judgment]] | None = getattr(fmt, batch_name, None)
+        if batch is not None:
+            flat = list(batch(items, cands))
+            if len(flat) != len(items):
+                raise RuntimeError(f"{fmt.name}.{batch_name} returned {len(flat)} judgments")
+        else:
+            flat = [single(x, c) for x, c in zip(items, cands, strict=True)]
         out, at = [], 0
         for ch in chains:
             out.append(flat[at : at + len(ch.texts)])
