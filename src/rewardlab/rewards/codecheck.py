@@ -37,7 +37,7 @@ _CLAIMED = re.compile(r"=\s*\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?![\d
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations
 _ANSWER = re.compile(r"answer is\s*:?\s*\$?(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)", re.I)
 
-_RUNNER = r"""
+LINE_RUNNER = r"""
 import json, math, sys
 for i, code in enumerate(json.loads(sys.stdin.read())):
     ns = {"math": math, **{k: getattr(math, k) for k in dir(math) if not k.startswith("_")}}
@@ -79,12 +79,12 @@ def code_lines(chain: str) -> dict[int, str]:
         if m is None:
             continue
         code = m.group(2).strip().strip("`").strip()
-        if code and int(m.group(1)) >= 1 and _is_python(code):
+        if code and int(m.group(1)) >= 1 and is_python(code):
             out[int(m.group(1)) - 1] = code
     return out
 
 
-def _is_python(code: str) -> bool:
+def is_python(code: str) -> bool:
     """Whether a line parses as Python (parsing only: nothing runs in this process)."""
     try:
         ast.parse(code)
@@ -162,7 +162,7 @@ class CodeCheckFormat:
     def _execute(self, codes: list[str]) -> tuple[dict[str, int | float | str], str]:
         """Each line's value (a string = why it failed), and a sandbox failure if any; the
         sandbox's output is read with bounds (``code_steps.execute_lines``)."""
-        return execute_lines(_RUNNER, codes, self.config, self.max_runs)
+        return execute_lines(LINE_RUNNER, codes, self.config, self.max_runs)
 
 
 def _with_cue(chain: str) -> str:

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.rewards.code_steps import execute_lines, reproduces
-from rewardlab.rewards.codecheck import _RUNNER, _is_python
+from rewardlab.rewards.codecheck import LINE_RUNNER, is_python
 from rewardlab.rewards.generative import Judgment
 from rewardlab.rewards.genrm_arith import ArithGenRM, build_verifier, candidate_lines, shipped_path
 from rewardlab.sandbox import Limits, SandboxConfig
@@ -128,7 +128,7 @@ def probe_code(output: str) -> str | None:
     """The line of Python a probe wrote: its first line, stripped; None when it is not
     Python (parsed only; nothing runs here)."""
     code = str(output).split("\n", 1)[0].strip().strip("`").strip()
-    return code if code and _is_python(code) else None
+    return code if code and is_python(code) else None
 
 
 def judge_values(
@@ -198,7 +198,7 @@ class ArithCodeFormat:
             for outs in outputs
         ]
         codes = sorted({c for row in rows for c in row.values()})
-        values, failure = execute_lines(_RUNNER, codes, self.config, self.max_runs)
+        values, failure = execute_lines(LINE_RUNNER, codes, self.config, self.max_runs)
         out = []
         for row, cand in zip(rows, candidates, strict=True):
             if failure:
