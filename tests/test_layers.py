@@ -11,6 +11,7 @@ RANK = {
     "steps": 0,
     "compute": 0,
     "store": 0,
+    "store_pg": 0,
     "tasks": 1,
     "policies": 1,
     "rewards": 1,

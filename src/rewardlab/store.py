@@ -7,6 +7,11 @@ one transaction per batch, so a process killed with SIGKILL at any moment loses 
 batch in flight and can never store a candidate twice. Re-running the same request returns what
 is stored and samples only what is missing.
 
+Two backends implement one contract, :class:`Store`: this module's :class:`SampleStore` (SQLite,
+the embedded default: every writer on one host) and :class:`rewardlab.store_pg.PostgresStore`
+(a PostgreSQL server that workers on many hosts share). :func:`open_store` picks one from a
+location: a ``postgresql://`` URL or a file path.
+
 Work leases keep workers that share a store from computing the same thing twice. A job cuts its
 work into chunks named by content (:func:`claim_each`); a worker claims a chunk's lease
 (:meth:`SampleStore.claim`: one ``BEGIN IMMEDIATE`` transaction, so only one claimant wins),
@@ -40,10 +45,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
@@ -167,7 +172,208 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
             delay = min(2 * delay, 0.25)
 
 
-class SampleStore:
+class Store(Protocol):
+    """What every sample store guarantees (SQLite: :class:`SampleStore`; PostgreSQL:
+    :class:`rewardlab.store_pg.PostgresStore`).
+
+    - **Content-keyed, append-only**: candidates by ``(request, index)``, scores by
+      ``(request, index, reward)``; a second write of a key is ignored, never an overwrite
+      and never a duplicate. ``put_*`` return how many rows were new.
+    - **One transaction per call**: a batch is stored whole or not at all, so a worker killed
+      at any moment loses at most the batch in flight.
+    - **Leases** (``claim``/``renew``/``release``/``holding``): of several claimants of one
+      free lease exactly one wins; a lease is free when absent, expired, owned by a dead
+      process of this host, or already the claimant's. A lease never says work is done:
+      that is read from the stored data.
+    - Usable from several threads (one connection per thread; ``close`` closes the calling
+      thread's) and several processes.
+    """
+
+    lease_ttl: float
+
+    @property
+    def location(self) -> str:
+        """Where the store lives (a file path, or a URL without its password)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def put_candidates(self, request: str, candidates: Sequence[Candidate]) -> int: ...
+
+    def put_many(self, batches: Mapping[str, Sequence[Candidate]]) -> int: ...
+
+    def candidates(self, request: str, n: int | None = None) -> list[Candidate]: ...
+
+    def missing(self, request: str, n: int) -> list[int]: ...
+
+    def count(self) -> int: ...
+
+    def iter_all(self) -> Iterator[tuple[str, Candidate]]: ...
+
+    def put_scores(self, reward: str, items: Iterable[tuple[str, int, Score]]) -> int: ...
+
+    def scores(self, reward: str, keys: Sequence[tuple[str, int]]) -> list[Score | None]: ...
+
+    def rewards(self) -> list[str]: ...
+
+    def iter_scores(self) -> Iterator[tuple[str, str, int, Score]]:
+        """Every stored score as ``(reward, request, index, score)``."""
+        ...
+
+    def claim(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]: ...
+
+    def renew(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]: ...
+
+    def release(self, works: Sequence[str], owner: str) -> None: ...
+
+    def leases(self) -> list[tuple[str, str, float]]: ...
+
+    def holding(
+        self, works: Sequence[str], ttl: float | None = None
+    ) -> AbstractContextManager[list[str]]: ...
+
+
+def is_url(location: str | Path) -> bool:
+    """True when ``location`` names a PostgreSQL server (``postgresql://`` or ``postgres://``)."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path, lease_ttl: float | None = None) -> Store:
+    """The store at ``location``: a ``postgresql://user@host:port/db`` URL opens a
+    :class:`rewardlab.store_pg.PostgresStore` (needs ``pip install 'rewardlab[postgres]'``),
+    anything else is the path of a SQLite :class:`SampleStore` (created if absent)."""
+    if is_url(location):
+        from rewardlab.store_pg import PostgresStore
+
+        return PostgresStore(str(location), lease_ttl=lease_ttl)
+    text = str(location)
+    if "://" in text:
+        scheme = text.partition("://")[0]
+        raise ValueError(
+            f"store {text!r}: unknown scheme {scheme!r}; give a postgresql:// URL or a file path"
+        )
+    return SampleStore(Path(location), lease_ttl=lease_ttl)
+
+
+STORE_RECORD = "store.json"
+"""The file in a run directory naming the run's store when it is not ``pool.sqlite`` there."""
+
+
+def _record_form(location: str | Path) -> str:
+    if is_url(location):
+        from rewardlab.store_pg import without_password
+
+        return without_password(str(location))
+    return str(Path(location).resolve())
+
+
+def recorded_store(out: Path) -> str | None:
+    """The store location recorded in run directory ``out`` (None: its ``pool.sqlite``)."""
+    path = out / STORE_RECORD
+    if not path.is_file():
+        return None
+    try:
+        location = json.loads(path.read_text())["store"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a store record ({e}); delete it or fix it") from None
+    if not isinstance(location, str) or not location:
+        raise ValueError(f"{path}: 'store' must be a non-empty string, got {location!r}")
+    return location
+
+
+def run_store(out: Path, location: str | None = None, lease_ttl: float | None = None) -> Store:
+    """The store of run directory ``out``: ``location`` when given, else the one recorded in
+    ``out/store.json``, else ``out/pool.sqlite``.
+
+    A store other than ``out/pool.sqlite`` is recorded (a URL without its password), so a
+    resumed run, ``rewardlab verify`` and ``rewardlab tune`` find it without being told.
+    Giving a location other than the recorded one is an error (it would silently start the
+    pool over): use a new output directory, or copy the pool (``rewardlab store copy``).
+    """
+    recorded = recorded_store(out)
+    if location is None:
+        return open_store(recorded or out / "pool.sqlite", lease_ttl)
+    wanted = _record_form(location)
+    default = _record_form(out / "pool.sqlite")
+    if recorded is not None and wanted != _record_form(recorded):
+        raise ValueError(
+            f"{out} was run with --store {recorded}, not {wanted}: give the same store "
+            "(or a new output directory; `rewardlab store copy` moves a pool)"
+        )
+    store = open_store(location, lease_ttl)
+    if recorded is None and wanted != default:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f"{STORE_RECORD}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"store": wanted}) + "\n")
+        tmp.replace(out / STORE_RECORD)
+    return store
+
+
+def copy_store(src: Store, dst: Store, batch: int = 2000) -> tuple[int, int]:
+    """Copy every candidate and score of ``src`` into ``dst`` (content-keyed: what ``dst``
+    already holds is kept); one transaction per ``batch`` rows, so an interrupted copy
+    resumes by running it again. Returns ``(new candidates, new scores)`` in ``dst``."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    new_c = new_s = 0
+    pending: dict[str, list[Candidate]] = {}
+    rows = 0
+    for req, cand in src.iter_all():
+        pending.setdefault(req, []).append(cand)
+        rows += 1
+        if rows >= batch:
+            new_c += dst.put_many(pending)
+            pending, rows = {}, 0
+    if pending:
+        new_c += dst.put_many(pending)
+    by_reward: dict[str, list[tuple[str, int, Score]]] = {}
+    rows = 0
+    for reward, req, idx, score in src.iter_scores():
+        by_reward.setdefault(reward, []).append((req, idx, score))
+        rows += 1
+        if rows >= batch:
+            new_s += sum(dst.put_scores(r, items) for r, items in by_reward.items())
+            by_reward, rows = {}, 0
+    new_s += sum(dst.put_scores(r, items) for r, items in by_reward.items())
+    return new_c, new_s
+
+
+class LeaseHolding:
+    """:meth:`holding` on top of a store's ``claim`` / ``renew`` / ``release`` (both backends)."""
+
+    lease_ttl: float
+
+    def claim(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def renew(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def release(self, works: Sequence[str], owner: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def holding(self, works: Sequence[str], ttl: float | None = None) -> Iterator[list[str]]:
+        """Claim ``works`` under a fresh owner id, keep the claimed leases alive while the
+        block runs (a heartbeat thread renews them every ``ttl / 3`` s) and release them at
+        the end, also on error. Yields the works claimed (possibly none)."""
+        ttl = self.lease_ttl if ttl is None else ttl
+        owner = new_owner()
+        got = self.claim(works, owner, ttl)
+        beat = _Heartbeat(self, got, owner, ttl) if got else None
+        try:
+            yield got
+        finally:
+            if beat is not None:
+                beat.stop()
+            if got:
+                self.release(got, owner)
+
+
+class SampleStore(LeaseHolding):
     """Append-only, crash-safe pool of candidates and scores in one SQLite file (WAL mode).
 
     Safe to use from several threads (one connection per thread) and several processes
@@ -204,6 +410,10 @@ class SampleStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -288,6 +498,12 @@ class SampleStore:
     def rewards(self) -> list[str]:
         return [r[0] for r in self._conn().execute("SELECT DISTINCT reward FROM scores")]
 
+    def iter_scores(self) -> Iterator[tuple[str, str, int, Score]]:
+        for reward, req, idx, payload in self._conn().execute(
+            "SELECT reward, request, idx, payload FROM scores ORDER BY reward, request, idx"
+        ):
+            yield reward, req, int(idx), score_from_json(payload)
+
     # ---------------------------------------------------------------------------- leases
     def claim(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]:
         """Take the leases on ``works`` that nobody holds; returns those ``owner`` now holds.
@@ -345,23 +561,6 @@ class SampleStore:
         rows = self._conn().execute("SELECT work, owner, expires FROM leases ORDER BY work")
         return [(str(w), str(o), float(e)) for w, o, e in rows]
 
-    @contextmanager
-    def holding(self, works: Sequence[str], ttl: float | None = None) -> Iterator[list[str]]:
-        """Claim ``works`` under a fresh owner id, keep the claimed leases alive while the
-        block runs (a heartbeat thread renews them every ``ttl / 3`` s) and release them at
-        the end, also on error. Yields the works claimed (possibly none)."""
-        ttl = self.lease_ttl if ttl is None else ttl
-        owner = new_owner()
-        got = self.claim(works, owner, ttl)
-        beat = _Heartbeat(self, got, owner, ttl) if got else None
-        try:
-            yield got
-        finally:
-            if beat is not None:
-                beat.stop()
-            if got:
-                self.release(got, owner)
-
 
 def env_lease_ttl() -> float:
     """``REWARDLAB_LEASE_TTL`` in seconds, else :data:`DEFAULT_LEASE_TTL`."""
@@ -405,9 +604,9 @@ def owner_is_dead(owner: str) -> bool:
 
 
 class _Heartbeat:
-    """Renews leases from a daemon thread until stopped (its own SQLite connection)."""
+    """Renews leases from a daemon thread until stopped (its own database connection)."""
 
-    def __init__(self, store: SampleStore, works: list[str], owner: str, ttl: float) -> None:
+    def __init__(self, store: LeaseHolding, works: list[str], owner: str, ttl: float) -> None:
         self._store, self._works, self._owner, self._ttl = store, works, owner, ttl
         self._stop = threading.Event()
         self.lost: list[str] = []
@@ -437,7 +636,7 @@ class ClaimStats:
 
 
 def claim_each(
-    store: SampleStore,
+    store: Store,
     items: Sequence[T],
     work: Callable[[T], str],
     is_done: Callable[[T], bool],

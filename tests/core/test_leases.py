@@ -1,4 +1,5 @@
-"""Work leases in the store: one claimant wins, leases expire, dead workers' leases are free."""
+"""Work leases in the store: one claimant wins, leases expire, dead workers' leases are free —
+on both backends (``store_at``: SQLite, then a real PostgreSQL server on loopback)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab.store import SampleStore, claim_each, new_owner, owner_is_dead
+from rewardlab.store import claim_each, new_owner, open_store, owner_is_dead
 
 
-def test_one_claimant_wins_until_the_lease_expires(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path / "s.sqlite", lease_ttl=0.5)
+def test_one_claimant_wins_until_the_lease_expires(store_at: str) -> None:
+    store = open_store(store_at, lease_ttl=0.5)
     a, b = new_owner(), new_owner()
     assert store.claim(["w1", "w2"], a) == ["w1", "w2"]
-    assert store.claim(["w1", "w3"], b) == ["w3"]  # w1 is a's and live
+    assert store.claim(["w3", "w1", "w3"], b) == ["w3"]  # w1 is a's and live
     assert store.claim(["w1"], a) == ["w1"]  # the owner may claim again (a renewal)
     time.sleep(0.6)
     assert store.claim(["w1"], b) == ["w1"]  # expired: b takes it over
@@ -28,18 +29,18 @@ def test_one_claimant_wins_until_the_lease_expires(tmp_path: Path) -> None:
     assert [(w, o) for w, o, _ in store.leases()] == [("w1", b), ("w3", b)]
 
 
-def test_a_bad_ttl_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_ttl_is_refused(store_at: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="lease_ttl must be > 0"):
-        SampleStore(tmp_path / "s.sqlite", lease_ttl=0)
+        open_store(store_at, lease_ttl=0)
     monkeypatch.setenv("REWARDLAB_LEASE_TTL", "soon")
     with pytest.raises(ValueError, match="REWARDLAB_LEASE_TTL must be a number"):
-        SampleStore(tmp_path / "s.sqlite")
+        open_store(store_at)
     monkeypatch.setenv("REWARDLAB_LEASE_TTL", "7.5")
-    assert SampleStore(tmp_path / "s.sqlite").lease_ttl == 7.5
+    assert open_store(store_at).lease_ttl == 7.5
 
 
-def test_the_heartbeat_keeps_a_long_lease_alive(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path / "s.sqlite", lease_ttl=0.3)
+def test_the_heartbeat_keeps_a_long_lease_alive(store_at: str) -> None:
+    store = open_store(store_at, lease_ttl=0.3)
     with store.holding(["w"]) as got:
         assert got == ["w"]
         time.sleep(1.0)  # > 3 ttl: only the heartbeat keeps it
@@ -53,18 +54,17 @@ def test_the_heartbeat_keeps_a_long_lease_alive(tmp_path: Path) -> None:
 CLAIM_AND_DIE = textwrap.dedent(
     """
     import os, sys
-    from rewardlab.store import SampleStore, new_owner
-    store = SampleStore(sys.argv[1], lease_ttl=3600)
+    from rewardlab.store import new_owner, open_store
+    store = open_store(sys.argv[1], lease_ttl=3600)
     assert store.claim(["w"], new_owner()) == ["w"]
     os._exit(0)  # dies holding the lease, as a killed worker does
     """
 )
 
 
-def test_a_dead_local_workers_lease_is_free_at_once(tmp_path: Path) -> None:
-    db = tmp_path / "s.sqlite"
-    subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, str(db)], check=True, timeout=60)
-    store = SampleStore(db, lease_ttl=3600)
+def test_a_dead_local_workers_lease_is_free_at_once(store_at: str) -> None:
+    subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, store_at], check=True, timeout=60)
+    store = open_store(store_at, lease_ttl=3600)
     ((work, owner, expires),) = store.leases()
     assert work == "w" and expires > time.time() + 3000 and owner_is_dead(owner)
     assert store.claim(["w"], new_owner()) == ["w"]
@@ -72,8 +72,8 @@ def test_a_dead_local_workers_lease_is_free_at_once(tmp_path: Path) -> None:
     assert not owner_is_dead("other-host/1/abc")  # other hosts: expiry only
 
 
-def test_claim_each_divides_items_between_threads(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path / "s.sqlite", lease_ttl=30)
+def test_claim_each_divides_items_between_threads(store_at: str) -> None:
+    store = open_store(store_at, lease_ttl=30)
     done: dict[int, str] = {}
     twice: list[int] = []
     lock = threading.Lock()

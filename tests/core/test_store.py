@@ -1,4 +1,5 @@
-"""The sample store: content keys, append-only writes, crash safety."""
+"""The sample store: content keys, append-only writes, crash safety — on both backends
+(``store_at``: a SQLite file, then a database on a real PostgreSQL server on loopback)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from rewardlab.store import SampleStore, request_key
+from rewardlab.store import open_store, request_key
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
 
@@ -38,8 +39,8 @@ def test_request_key_is_content_addressed() -> None:
     assert k != request_key(Problem("p", "q2", "1"), "pol", Sampling(seed=1))
 
 
-def test_round_trip_and_no_duplicates(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path / "s.sqlite")
+def test_round_trip_and_no_duplicates(store_at: str) -> None:
+    store = open_store(store_at)
     assert store.put_candidates("r", [_cand(0), _cand(1)]) == 2
     assert store.put_candidates("r", [_cand(1), _cand(2)]) == 1  # 1 is ignored, never doubled
     got = store.candidates("r")
@@ -52,16 +53,29 @@ def test_round_trip_and_no_duplicates(tmp_path: Path) -> None:
     assert store.scores("orm", [("r", 0), ("r", 1)]) == [Score(0.5, (0.1, 0.9), {"a": 1}), None]
     assert store.scores("orm", [("r", 0)])[0] == Score(0.5, (0.1, 0.9), {"a": 1})
     assert store.rewards() == ["orm"]
-    # a second handle on the same file sees everything
-    assert SampleStore(tmp_path / "s.sqlite").count() == 3
+    assert store.put_candidates("r", []) == 0 and store.put_scores("orm", []) == 0
+    assert store.scores("orm", []) == []
+    # a batch with a key twice stores it once (the first copy)
+    assert store.put_many({"r2": [_cand(0), _cand(5), _cand(0, pid="other")]}) == 2
+    assert store.candidates("r2")[0] == _cand(0)
+    assert [(r, c.index) for r, c in store.iter_all()] == [
+        ("r", 0),
+        ("r", 1),
+        ("r", 2),
+        ("r2", 0),
+        ("r2", 5),
+    ]
+    assert list(store.iter_scores()) == [("orm", "r", 0, Score(0.5, (0.1, 0.9), {"a": 1}))]
+    # a second handle on the same store sees everything
+    assert open_store(store_at).count() == 5
 
 
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from rewardlab.store import SampleStore
+    from rewardlab.store import open_store
     from rewardlab.types import Candidate
-    store = SampleStore(sys.argv[1])
+    store = open_store(sys.argv[1])
     for chunk in range(10_000):
         cands = [Candidate("p", "x" * 200, ("x",), "1", index=i) for i in range(50)]
         batch = {f"req{chunk}": cands}
@@ -71,12 +85,11 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_write_loses_at_most_the_batch_in_flight(tmp_path: Path) -> None:
-    db = tmp_path / "crash.sqlite"
+def test_sigkill_mid_write_loses_at_most_the_batch_in_flight(tmp_path: Path, store_at: str) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(db)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), store_at], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     for _ in range(20):  # let it commit a few batches, then kill it hard mid-stream
@@ -84,7 +97,7 @@ def test_sigkill_mid_write_loses_at_most_the_batch_in_flight(tmp_path: Path) -> 
     time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    store = SampleStore(db)
+    store = open_store(store_at)
     per_request: dict[str, list[int]] = {}
     for req, c in store.iter_all():
         per_request.setdefault(req, []).append(c.index)

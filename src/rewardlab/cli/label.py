@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rewardlab.cli.runtime import THREADS_HELP
+from rewardlab.cli.sample import STORE_HELP
 
 HELP = (
     "Sample solutions and label every step automatically: Monte-Carlo rollouts (mc, "
@@ -65,6 +66,7 @@ def label(
     threads: Annotated[
         int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
     ] = None,
+    store: Annotated[str | None, typer.Option(help=STORE_HELP, show_default=False)] = None,
 ) -> None:
     from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import progress_bar
@@ -100,7 +102,7 @@ def label(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     apply_threads(threads)
-    summary = run_label(cfg, out, progress=progress_bar)
+    summary = run_label(cfg, out, progress=progress_bar, store_at=store)
     typer.echo((out / "report.md").read_text())
     typer.echo(
         f"wrote {out / 'labels.jsonl'} ({summary['samples_kept']} records, "

@@ -17,6 +17,13 @@ HELP = (
 )
 
 
+STORE_HELP = (
+    "Where samples and scores are stored: a SQLite file (default OUT/pool.sqlite, one host) or "
+    "a PostgreSQL URL postgresql://user@host:5432/db that workers on several hosts share "
+    "(pip install 'rewardlab[postgres]'; docs/cluster.md). Recorded in OUT/store.json."
+)
+
+
 def parse_range(text: str) -> tuple[int, int]:
     """``"3"`` → (3, 3); ``"1-8"`` → (1, 8)."""
     try:
@@ -46,6 +53,7 @@ def sample(
     top_p: float = typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling mass (0 < p <= 1)."),
     device: str | None = typer.Option(None, help="Policy device (cpu, cuda).", show_default="auto"),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP, show_default=False),
+    store: str | None = typer.Option(None, help=STORE_HELP, show_default=False),
 ) -> None:
     from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import console, progress_bar
@@ -53,7 +61,7 @@ def sample(
     from rewardlab.pipelines.scale_job import check_policy, check_task_spec
     from rewardlab.policies.registry import load_policy
     from rewardlab.search.pool import PoolSpec, sample_pool_counted, summarize
-    from rewardlab.store import SampleStore
+    from rewardlab.store import run_store
     from rewardlab.tasks.registry import load_task
     from rewardlab.types import Sampling
 
@@ -63,13 +71,13 @@ def sample(
         check_policy(policy)
         sampling = Sampling(temperature, top_p, max_new_tokens, seed)
     apply_threads(threads)
+    out.mkdir(parents=True, exist_ok=True)
+    db = run_store(out, store)  # first: an unreachable or mismatched store fails before any work
     the_task, probs = load_task(task, problems, seed=seed, n_ops=n_ops)
     pol = load_policy(policy, **({"device": device} if device else {}))
-    out.mkdir(parents=True, exist_ok=True)
     spec = PoolSpec(n, sampling)
-    store = SampleStore(out / "pool.sqlite")
     with progress_bar(f"sampling {len(probs)} x {n}", len(probs)) as update:
-        pool, work = sample_pool_counted(probs, the_task, pol, spec, store, progress=update)
+        pool, work = sample_pool_counted(probs, the_task, pol, spec, db, progress=update)
     write_pool_jsonl(out / "pool.jsonl", probs, pool)
     summary = summarize(probs, pool)
     (out / "summary.json").write_text(

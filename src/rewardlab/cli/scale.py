@@ -168,6 +168,13 @@ def scale(
         show_default="start a local Ray instance for the run",
     ),
     ray_actors: int = typer.Option(2, min=1, help="--backend ray: reward replicas (actors)."),
+    store: str | None = typer.Option(
+        None,
+        help="Where samples and scores are stored: a SQLite file (default runs/NAME/pool.sqlite, "
+        "one host) or a PostgreSQL URL postgresql://user@host:5432/db that workers on several "
+        "hosts share (docs/cluster.md). Recorded in the run: --resume finds it.",
+        show_default=False,
+    ),
 ) -> None:
     from rewardlab.cli.errors import exit_code_of, usage_errors
     from rewardlab.cli.sample import parse_range
@@ -178,6 +185,7 @@ def scale(
         validate,
         with_overrides,
     )
+    from rewardlab.store import recorded_store
 
     with usage_errors():
         if resume is not None:
@@ -217,12 +225,13 @@ def scale(
         )
     tracker = Tracker(_progress_factory())
     try:
-        _run_and_report(cfg, out, tracker, solve_verify, ray)
+        _run_and_report(cfg, out, tracker, solve_verify, ray, store)
     except KeyboardInterrupt as e:
         how = "SIGTERM" if exit_code_of(e) == 143 else "Ctrl-C"
         typer.echo(
             f"\ninterrupted ({how}) {tracker.where()}; everything finished so far is stored in "
-            f"{out / 'pool.sqlite'}.\nresume with: rewardlab scale --resume "
+            f"{store or recorded_store(out) or out / 'pool.sqlite'}.\n"
+            "resume with: rewardlab scale --resume "
             f"{shlex.quote(str(out))}",
             err=True,
         )
@@ -253,12 +262,17 @@ def ray_backend_of(backend: str, address: str | None, actors: int) -> Any:
 
 
 def _run_and_report(
-    cfg: Any, out: Path, progress: Tracker, solve_verify: object = None, ray: Any = None
+    cfg: Any,
+    out: Path,
+    progress: Tracker,
+    solve_verify: object = None,
+    ray: Any = None,
+    store: str | None = None,
 ) -> None:
     from rewardlab.pipelines.scale_job import run_scale
     from rewardlab.report.scaling import markdown_table, write_report
 
-    result = run_scale(cfg, out, progress=progress, ray=ray)
+    result = run_scale(cfg, out, progress=progress, ray=ray, store=store)
     c = result["summary"]["config"]
     title = f"rewardlab scale — {c['task'] if not c['pool_file'] else c['pool_file']}"
     paths = write_report(result, out, title)

@@ -23,6 +23,12 @@ def verify(
         "recompute", "--verifier", "-v", help="Reward spec: name[:key=value,...] or a dir."
     ),
     out: Path | None = typer.Option(None, help="Output dir (default <run>/verify-<name>)."),
+    store: str | None = typer.Option(
+        None,
+        help="The run's store when it is not the one the run recorded (RUN/store.json) or "
+        "RUN/pool.sqlite: a SQLite file or a postgresql:// URL (docs/cluster.md).",
+        show_default=False,
+    ),
 ) -> None:
     from rewardlab.cli.progress import progress_bar
     from rewardlab.pipelines.solve_verify import run_verify
@@ -31,7 +37,7 @@ def verify(
     if not run.is_dir():
         raise typer.BadParameter(f"{run} is not a directory")
     try:
-        result = run_verify(run, verifier, out, progress=progress_bar)
+        result = run_verify(run, verifier, out, progress=progress_bar, store=store)
     except FileNotFoundError as e:
         raise typer.BadParameter(str(e)) from None
     text = verify_markdown(result["summary"], "rewardlab " + " ".join(sys.argv[1:]))

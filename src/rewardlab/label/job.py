@@ -30,7 +30,7 @@ from rewardlab.label.progress import ProgressLabeler
 from rewardlab.label.quality import QualityRow, quality_markdown, quality_row
 from rewardlab.label.rollouts import RolloutEstimator
 from rewardlab.label.truth import TruthLabeler
-from rewardlab.store import ClaimStats, SampleStore, claim_each, work_digest
+from rewardlab.store import ClaimStats, Store, claim_each, work_digest
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Problem, Score
 
@@ -118,12 +118,18 @@ def _null_progress(_: str, __: int) -> AbstractContextManager[Callable[[int, int
 
 
 def run_label(
-    cfg: LabelConfig, out: Path, progress: ProgressFactory | None = None
+    cfg: LabelConfig,
+    out: Path,
+    progress: ProgressFactory | None = None,
+    store_at: str | None = None,
 ) -> dict[str, Any]:
-    """Sample, label, and write ``labels.jsonl``, ``summary.json`` and ``report.md`` to ``out``."""
+    """Sample, label, and write ``labels.jsonl``, ``summary.json`` and ``report.md`` to ``out``.
+
+    ``store_at`` is where samples, rollouts and labels are stored (a ``postgresql://`` URL or
+    a SQLite path; default: the one ``out`` recorded, else ``out/pool.sqlite``)."""
     from rewardlab.policies.registry import load_policy
     from rewardlab.search.pool import PoolSpec, sample_pool
-    from rewardlab.store import SampleStore, request_key
+    from rewardlab.store import request_key, run_store
     from rewardlab.tasks.registry import load_task
     from rewardlab.types import Sampling
 
@@ -132,7 +138,7 @@ def run_label(
     out.mkdir(parents=True, exist_ok=True)
     task, problems = load_task(cfg.task, cfg.problems, seed=cfg.seed, n_ops=cfg.difficulty)
     policy = load_policy(cfg.policy, **({"device": cfg.device} if cfg.device else {}))
-    store = SampleStore(out / "pool.sqlite")
+    store = run_store(out, store_at)
     sampling = Sampling(cfg.temperature, 1.0, cfg.max_new_tokens, cfg.seed)
     with bar(f"sampling {len(problems)} x {cfg.samples_per_problem}", len(problems)) as update:
         pool = sample_pool(
@@ -178,7 +184,7 @@ def label_claimed(
     problems: Sequence[Problem],
     samples: Sequence[Candidate],
     keys: Sequence[str],
-    store: SampleStore,
+    store: Store,
     name: str,
     chunk: int,
     progress: Callable[[int, int], None] | None = None,

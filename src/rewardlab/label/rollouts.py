@@ -6,7 +6,7 @@ from it, reaches a correct final answer (Math-Shepherd, Wang et al. 2024; OmegaP
 ``format_prompt(question) + sep.join(steps[:t]) + sep`` (``sep`` the step separator), and a
 rollout is correct when the answer extracted from prefix + continuation is right.
 
-Rollouts are samples like any other: they are stored in the :class:`~rewardlab.store.SampleStore`
+Rollouts are samples like any other: they are stored in the :class:`~rewardlab.store.Store`
 under a request key made from the problem, the policy, the sampling parameters and the *prompt
 text* (so two samples sharing a prefix share its rollouts, and a rerun reuses them). Rollout
 ``j`` of a prefix is index ``j`` of its request; asking for ``k = 8`` after ``k = 4`` samples
@@ -26,7 +26,7 @@ from rewardlab.label.base import step_separator
 from rewardlab.policies.base import Policy
 from rewardlab.search.pool import derive_seed
 from rewardlab.steps import segment
-from rewardlab.store import SampleStore, request_key
+from rewardlab.store import Store, request_key
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Completion, Problem, Sampling
 
@@ -101,7 +101,7 @@ class RolloutEstimator:
         policy: Policy,
         task: Task,
         sampling: Sampling | None = None,
-        store: SampleStore | None = None,
+        store: Store | None = None,
         *,
         separator: str | None = None,
         max_prompts: int = 32,
@@ -111,7 +111,7 @@ class RolloutEstimator:
         self.policy = policy
         self.task = task
         self.sampling = sampling if sampling is not None else Sampling()
-        self.store: SampleStore | _MemoryPool = store if store is not None else _MemoryPool()
+        self.store: Store | _MemoryPool = store if store is not None else _MemoryPool()
         self.separator = separator if separator is not None else step_separator(task.segmentation)
         self.max_prompts = max_prompts
         self.poll = 0.25
@@ -162,10 +162,10 @@ class RolloutEstimator:
     ) -> dict[str, int]:
         """Sample what the store lacks; returns the rollouts this call generated per key.
 
-        With a :class:`SampleStore`, each prefix is rolled out under a work lease on its
-        request key: a prefix another worker is rolling out is left to it and read back once
-        stored (or taken over when that worker's lease expires), so workers labelling from
-        one store never roll out the same prefix twice.
+        With a store (:class:`~rewardlab.store.Store`), each prefix is rolled out under a work
+        lease on its request key: a prefix another worker is rolling out is left to it and read
+        back once stored (or taken over when that worker's lease expires), so workers labelling
+        from one store never roll out the same prefix twice.
         """
         first_of: dict[str, int] = {}
         for i, key in enumerate(keys):
@@ -173,7 +173,7 @@ class RolloutEstimator:
         fresh: dict[str, int] = {}
         pending = [key for key in first_of if self.store.missing(key, k)]
         while pending:
-            if isinstance(self.store, SampleStore):
+            if not isinstance(self.store, _MemoryPool):
                 with self.store.holding(["rollout:" + key for key in pending]) as got:
                     mine = [w.removeprefix("rollout:") for w in got]
                     self._sample({key: first_of[key] for key in mine}, queries, k, fresh)

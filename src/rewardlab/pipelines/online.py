@@ -21,7 +21,7 @@ from rewardlab.evaluate.estimators import bootstrap_ci
 from rewardlab.pipelines.scaling import difficulty_bins
 from rewardlab.search.online import EngineConfig, SearchResult, StepExpander, parse_online
 from rewardlab.search.online.batching import BatchingBackend, run_side_by_side
-from rewardlab.store import SampleStore
+from rewardlab.store import Store
 from rewardlab.types import Problem, Sampling
 
 Progress = Callable[[int, int], None]
@@ -64,7 +64,7 @@ def run_online(
     policy: Any,
     reward: Any,
     settings: OnlineSettings,
-    store: SampleStore | None,
+    store: Store | None,
     progress: Progress | None = None,
 ) -> dict[int, list[SearchResult]]:
     """Results of strategy ``spec`` on every problem at every budget (keyed by N)."""

@@ -34,7 +34,7 @@ from rewardlab.search.pool import (
     score_inputs,
     score_work,
 )
-from rewardlab.store import SampleStore
+from rewardlab.store import Store
 from rewardlab.types import Candidate, Problem, Score
 
 INSTALL_HINT = "the ray backend needs Ray: pip install 'rewardlab[ray]' (ray>=2.9)"
@@ -146,7 +146,7 @@ def score_pool_ray(
     problems: Sequence[Problem],
     pool: Sequence[Sequence[Candidate]],
     keys: Sequence[str],
-    store: SampleStore,
+    store: Store,
     cfg: RayScoring,
     *,
     step: bool = False,

@@ -39,7 +39,7 @@ from rewardlab.pipelines.scaling import (
 from rewardlab.search.offline import Strategy, parse_strategy
 from rewardlab.search.online import is_online
 from rewardlab.search.pool import PoolSpec, fingerprint_of, sample_pool, score_pool
-from rewardlab.store import SampleStore, request_key
+from rewardlab.store import Store, request_key, run_store
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
 SETTINGS = "settings.json"
@@ -170,7 +170,7 @@ class _Loaded:
     policy: Any = None  # the loaded policy of a sampled run (online search reuses it)
 
 
-def _load_sampled(cfg: ScaleConfig, store: SampleStore, progress: ProgressFactory) -> _Loaded:
+def _load_sampled(cfg: ScaleConfig, store: Store, progress: ProgressFactory) -> _Loaded:
     from rewardlab.policies.registry import load_policy
     from rewardlab.tasks.registry import load_task
 
@@ -186,7 +186,7 @@ def _load_sampled(cfg: ScaleConfig, store: SampleStore, progress: ProgressFactor
     return _Loaded(task, problems, pool, keys, int(policy.params), policy.name, policy)
 
 
-def _load_imported(cfg: ScaleConfig, store: SampleStore) -> _Loaded:
+def _load_imported(cfg: ScaleConfig, store: Store) -> _Loaded:
     from rewardlab.rewards.math_answer import extract_answer
     from rewardlab.tasks.math_check import MathTask
     from rewardlab.tasks.pool_import import import_pool
@@ -511,12 +511,16 @@ def run_scale(
     out: Path,
     progress: ProgressFactory | None = None,
     ray: RayScoring | None = None,
+    store: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a scaling study into ``out``; returns the summary dict (also written).
 
     ``ray`` scores the rewards on a Ray actor pool (:mod:`rewardlab.pipelines.ray_backend`)
-    instead of in this process; the scores, and so every output, are the same. It is how the
-    run executes, not what it computes, so it is not part of ``cfg`` (nor of settings.json).
+    instead of in this process; the scores, and so every output, are the same. ``store`` is
+    where samples and scores live (a ``postgresql://`` URL or a SQLite path; default: the one
+    ``out`` recorded, else ``out/pool.sqlite``: :func:`rewardlab.store.run_store`). Both are
+    how the run executes, not what it computes, so neither is part of ``cfg`` (nor of
+    settings.json).
 
     Everything is validated first (:func:`validate`: nothing is created on a bad name or
     range), then ``settings.json`` is written, then the work starts. ``progress`` is a factory
@@ -528,7 +532,7 @@ def run_scale(
     out.mkdir(parents=True, exist_ok=True)
     write_settings(out, cfg)
     timer = StageTimer(out)
-    result = _run(cfg, checked, out, progress, timer, ray)
+    result = _run(cfg, checked, out, progress, timer, ray, store)
     timer.completed = True
     timer.save()
     result["summary"].update(timer.totals())
@@ -549,7 +553,7 @@ def _score(
     reward: Any,
     spec: str,
     loaded: _Loaded,
-    store: SampleStore,
+    store: Store,
     timer: StageTimer,
     progress: ProgressFactory,
     ray: RayScoring | None,
@@ -594,8 +598,9 @@ def _run(
     progress: ProgressFactory,
     timer: StageTimer,
     ray: RayScoring | None = None,
+    location: str | None = None,
 ) -> dict[str, Any]:
-    store = SampleStore(out / "pool.sqlite")
+    store = run_store(out, location)
     with timer.stage("sampling"):
         loaded = (
             _load_imported(cfg, store) if cfg.pool_file else _load_sampled(cfg, store, progress)
@@ -710,7 +715,7 @@ def _accuracy_by_strategy(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str,
 def _run_online_specs(
     cfg: ScaleConfig,
     loaded: _Loaded,
-    store: SampleStore,
+    store: Store,
     specs: Sequence[str],
     progress: ProgressFactory,
     loaded_rewards: dict[str, Any],

@@ -50,7 +50,7 @@ from rewardlab.pipelines.scale_job import (
 )
 from rewardlab.pipelines.scaling import answer_ids
 from rewardlab.search.pool import fingerprint_of, score_pool
-from rewardlab.store import SampleStore
+from rewardlab.store import Store, run_store
 from rewardlab.types import Candidate, Score
 
 
@@ -62,9 +62,10 @@ VERIFY_KEYS = ("verify_prompt_tokens", "verify_generated_tokens", "verify_scored
 
 
 def load_run(
-    run_dir: Path, progress: ProgressFactory = _null_progress
-) -> tuple[ScaleConfig, _Loaded, SampleStore]:
-    """A scale run's settings, pool and store (samples only what its store lacks).
+    run_dir: Path, progress: ProgressFactory = _null_progress, store: str | None = None
+) -> tuple[ScaleConfig, _Loaded, Store]:
+    """A scale run's settings, pool and store (samples only what its store lacks). ``store``
+    names the run's store when it is not the one the run recorded (:func:`run_store`).
 
     Raises FileNotFoundError naming what the directory lacks.
     """
@@ -78,13 +79,13 @@ def load_run(
     saved["rewards"] = tuple(saved["rewards"])
     saved["strategies"] = tuple(saved["strategies"])
     cfg = ScaleConfig(**saved)
-    store = SampleStore(run_dir / "pool.sqlite")
-    loaded = _load_imported(cfg, store) if cfg.pool_file else _load_sampled(cfg, store, progress)
-    return cfg, loaded, store
+    db = run_store(run_dir, store)
+    loaded = _load_imported(cfg, db) if cfg.pool_file else _load_sampled(cfg, db, progress)
+    return cfg, loaded, db
 
 
 def score_with(
-    reward: Any, loaded: _Loaded, store: SampleStore, progress: ProgressFactory = _null_progress
+    reward: Any, loaded: _Loaded, store: Store, progress: ProgressFactory = _null_progress
 ) -> list[list[Score]]:
     """Scores of ``reward`` on the run's pool, through the store (as ``rewardlab scale``: a
     reward with ``score_steps`` is stored as a process reward)."""
@@ -201,17 +202,19 @@ def run_verify(
     out: Path | None = None,
     progress: ProgressFactory = _null_progress,
     reward: Any = None,
+    store: str | None = None,
 ) -> dict[str, Any]:
     """Score a run's pool with the verifier ``spec``; write ``verify.jsonl`` + ``verify.json``.
 
     ``out`` defaults to ``<run_dir>/verify-<name>``; ``reward`` (an already-built verifier)
-    overrides ``spec``. Returns ``{"summary", "scores", "loaded"}``.
+    overrides ``spec``; ``store`` names the run's store (default: the one it recorded, else
+    its ``pool.sqlite``). Returns ``{"summary", "scores", "loaded"}``.
     """
     from rewardlab.rewards.registry import load_reward
 
-    _, loaded, store = load_run(run_dir, progress)
+    _, loaded, store_ = load_run(run_dir, progress, store)
     verifier = reward if reward is not None else load_reward(spec)
-    scores = score_with(verifier, loaded, store, progress)
+    scores = score_with(verifier, loaded, store_, progress)
     target = out or run_dir / f"verify-{verifier.name}"
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / f"verify.jsonl.{os.getpid()}.tmp"

@@ -49,7 +49,7 @@ from rewardlab.search.compute_optimal import (
 )
 from rewardlab.search.offline import PoolArrays, Selector, parse_strategy
 from rewardlab.search.pool import PoolSpec, sample_pool, score_pool
-from rewardlab.store import SampleStore, request_key
+from rewardlab.store import Store, recorded_store, request_key, run_store
 from rewardlab.types import Candidate, Problem, Sampling, Score
 
 ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[int, int], None]]]
@@ -140,15 +140,18 @@ class LoadedRun:
     sampling: Sampling
     n: int
     reward_params: dict[str, int]
-    store: SampleStore
+    store: Store
+    run: Path | None = None
 
 
 def load_run(run: Path) -> LoadedRun:
-    """Read ``summary.json`` and open ``pool.sqlite`` of a sampled scale run."""
+    """Read ``summary.json`` and open the store of a sampled scale run (the one it recorded,
+    else its ``pool.sqlite``)."""
     from rewardlab.tasks.registry import load_task
 
     summary_path, store_path = run / "summary.json", run / "pool.sqlite"
-    for path in (summary_path, store_path):
+    needed = (summary_path,) if recorded_store(run) else (summary_path, store_path)
+    for path in needed:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: is {run} a `rewardlab scale` run?")
     summary = json.loads(summary_path.read_text())
@@ -174,7 +177,8 @@ def load_run(run: Path) -> LoadedRun:
         sampling=sampling,
         n=int(summary["n_max"]),
         reward_params=params,
-        store=SampleStore(store_path),
+        store=run_store(run),
+        run=run,
     )
 
 
@@ -200,7 +204,7 @@ def _stored_scores(
             if any(s is None for s in got):
                 raise ValueError(
                     f"reward {name!r} has no stored score for some candidates of the pool: "
-                    f"re-run `rewardlab scale --resume {loaded.store.path.parent}`"
+                    f"re-run `rewardlab scale --resume {loaded.run}`"
                 )
             rows.append([s for s in got if s is not None])
         (steps if is_step else outcome)[name] = rows
@@ -215,7 +219,7 @@ def base_pool(loaded: LoadedRun) -> RunPool:
     if short:
         raise ValueError(
             f"{len(short)} problems have fewer than {loaded.n} stored candidates "
-            f"(e.g. {short[0]}): re-run `rewardlab scale --resume {loaded.store.path.parent}`"
+            f"(e.g. {short[0]}): re-run `rewardlab scale --resume {loaded.run}`"
         )
     outcome, steps = _stored_scores(loaded, keys, pool)
     arrays = build_arrays(loaded.problems, pool, loaded.task, outcome, steps)

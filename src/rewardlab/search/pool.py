@@ -21,7 +21,7 @@ import numpy as np
 
 from rewardlab.policies.base import Policy
 from rewardlab.steps import segment
-from rewardlab.store import ClaimStats, SampleStore, claim_each, request_key, work_digest
+from rewardlab.store import ClaimStats, Store, claim_each, request_key, work_digest
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Completion, Problem, Sampling, Score
 
@@ -79,7 +79,7 @@ def sample_pool(
     task: Task,
     policy: Policy,
     spec: PoolSpec,
-    store: SampleStore,
+    store: Store,
     progress: Progress | None = None,
 ) -> list[list[Candidate]]:
     """Return ``spec.n`` candidates for every problem, sampling only what the store lacks.
@@ -96,7 +96,7 @@ def sample_pool_counted(
     task: Task,
     policy: Policy,
     spec: PoolSpec,
-    store: SampleStore,
+    store: Store,
     progress: Progress | None = None,
 ) -> tuple[list[list[Candidate]], ClaimStats]:
     """:func:`sample_pool`, plus what this process did (chunks sampled here, chunks found
@@ -261,7 +261,7 @@ def score_pool(
     problems: Sequence[Problem],
     pool: Sequence[Sequence[Candidate]],
     keys: Sequence[str],
-    store: SampleStore,
+    store: Store,
     *,
     step: bool = False,
     batch_size: int = 64,

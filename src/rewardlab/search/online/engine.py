@@ -46,7 +46,7 @@ from rewardlab.policies.base import Policy
 from rewardlab.search.online.base import Partial
 from rewardlab.search.pool import reward_store_label
 from rewardlab.steps import segment
-from rewardlab.store import SampleStore, request_key
+from rewardlab.store import Store, request_key
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Completion, Problem, Sampling, Score
 
@@ -101,7 +101,7 @@ class StepExpander:
         task: Task,
         reward: Any = None,
         config: EngineConfig | None = None,
-        store: SampleStore | None = None,
+        store: Store | None = None,
         backend: Any = None,
     ) -> None:
         from rewardlab.search.online.batching import DirectBackend
