@@ -208,6 +208,8 @@ class Store(Protocol):
 
     def count(self) -> int: ...
 
+    def count_scores(self) -> int: ...
+
     def iter_all(self) -> Iterator[tuple[str, Candidate]]: ...
 
     def put_scores(self, reward: str, items: Iterable[tuple[str, int, Score]]) -> int: ...
@@ -309,13 +311,20 @@ def run_store(out: Path, location: str | None = None, lease_ttl: float | None = 
     return store
 
 
-def copy_store(src: Store, dst: Store, batch: int = 2000) -> tuple[int, int]:
+def copy_store(
+    src: Store,
+    dst: Store,
+    batch: int = 2000,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
     """Copy every candidate and score of ``src`` into ``dst`` (content-keyed: what ``dst``
     already holds is kept); one transaction per ``batch`` rows, so an interrupted copy
-    resumes by running it again. Returns ``(new candidates, new scores)`` in ``dst``."""
+    resumes by running it again. ``progress(rows)`` is called after each batch with the rows
+    read so far. Returns ``(new candidates, new scores)`` in ``dst``."""
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     new_c = new_s = 0
+    seen = 0
     pending: dict[str, list[Candidate]] = {}
     rows = 0
     for req, cand in src.iter_all():
@@ -323,9 +332,13 @@ def copy_store(src: Store, dst: Store, batch: int = 2000) -> tuple[int, int]:
         rows += 1
         if rows >= batch:
             new_c += dst.put_many(pending)
+            seen += rows
             pending, rows = {}, 0
+            if progress is not None:
+                progress(seen)
     if pending:
         new_c += dst.put_many(pending)
+    seen += rows
     by_reward: dict[str, list[tuple[str, int, Score]]] = {}
     rows = 0
     for reward, req, idx, score in src.iter_scores():
@@ -333,8 +346,13 @@ def copy_store(src: Store, dst: Store, batch: int = 2000) -> tuple[int, int]:
         rows += 1
         if rows >= batch:
             new_s += sum(dst.put_scores(r, items) for r, items in by_reward.items())
+            seen += rows
             by_reward, rows = {}, 0
+            if progress is not None:
+                progress(seen)
     new_s += sum(dst.put_scores(r, items) for r, items in by_reward.items())
+    if progress is not None:
+        progress(seen + rows)
     return new_c, new_s
 
 
@@ -464,6 +482,9 @@ class SampleStore(LeaseHolding):
 
     def count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM candidates").fetchone()[0])
+
+    def count_scores(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
     def iter_all(self) -> Iterator[tuple[str, Candidate]]:
         for req, payload in self._conn().execute(

@@ -210,6 +210,11 @@ class PostgresStore(LeaseHolding):
         assert row is not None
         return int(row[0])
 
+    def count_scores(self) -> int:
+        row = self._conn().execute("SELECT COUNT(*) FROM scores").fetchone()
+        assert row is not None
+        return int(row[0])
+
     def iter_all(self) -> Iterator[tuple[str, Candidate]]:
         rows = (
             self._conn()

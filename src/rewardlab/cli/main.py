@@ -157,6 +157,11 @@ def demo(
         online_n_max=None,
         online_problems=None,
         runs_dir=Path("runs"),
+        solve_verify=None,
+        backend="local",
+        ray_address=None,
+        ray_actors=2,
+        store=None,
     )
 
 
@@ -165,6 +170,10 @@ def _mount_optional() -> None:
     from rewardlab.cli.sandbox import sandbox_app
 
     app.add_typer(sandbox_app, name="sandbox", help="Run untrusted code in the sandbox; check it.")
+
+    from rewardlab.cli.store import store_app
+
+    app.add_typer(store_app, name="store")
 
 
 _mount_optional()
