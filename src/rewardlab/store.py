@@ -219,7 +219,7 @@ class Store(Protocol):
     def rewards(self) -> list[str]: ...
 
     def iter_scores(self) -> Iterator[tuple[str, str, int, Score]]:
-        """Every stored score as ``(reward, request, index, score)``."""
+        """Every stored score as ``(reward, request, index, score)``, by request and index."""
         ...
 
     def claim(self, works: Sequence[str], owner: str, ttl: float | None = None) -> list[str]: ...
@@ -520,8 +520,9 @@ class SampleStore(LeaseHolding):
         return [r[0] for r in self._conn().execute("SELECT DISTINCT reward FROM scores")]
 
     def iter_scores(self) -> Iterator[tuple[str, str, int, Score]]:
+        """Every score as ``(reward, request, index, score)``, by ``(request, index, reward)``."""
         for reward, req, idx, payload in self._conn().execute(
-            "SELECT reward, request, idx, payload FROM scores ORDER BY reward, request, idx"
+            "SELECT reward, request, idx, payload FROM scores ORDER BY request, idx, reward"
         ):
             yield reward, req, int(idx), score_from_json(payload)
 

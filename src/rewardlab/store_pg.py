@@ -75,6 +75,9 @@ _SCHEMA = (
 
 _SCHEMA_LOCK = 0x7265776172646C62  # "rewardlb": the advisory lock that serialises schema setup
 
+PAGE = 5000
+"""Rows per query when iterating a whole table (``iter_all``, ``iter_scores``)."""
+
 _NOW = "extract(epoch from clock_timestamp())::double precision"
 
 
@@ -216,13 +219,30 @@ class PostgresStore(LeaseHolding):
         return int(row[0])
 
     def iter_all(self) -> Iterator[tuple[str, Candidate]]:
-        rows = (
-            self._conn()
-            .execute('SELECT request, payload FROM candidates ORDER BY request COLLATE "C", idx')
-            .fetchall()
-        )
-        for req, payload in rows:
+        """Every candidate, by ``(request, index)`` in the database's collation (request keys
+        are hex digests: the same order as SQLite's). Read in pages of :data:`PAGE` rows along
+        the primary key, so a large pool is never held in memory at once."""
+        for req, _, payload in self._pages("candidates", ("request", "idx"), "payload"):
             yield str(req), candidate_from_json(payload)
+
+    def _pages(self, table: str, key: tuple[str, ...], value: str) -> Iterator[tuple[Any, ...]]:
+        cols = ", ".join(key)
+        marks = ", ".join(["%s"] * len(key))
+        last: tuple[Any, ...] | None = None
+        while True:
+            where = "" if last is None else f"WHERE ({cols}) > ({marks}) "
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {cols}, {value} FROM {table} {where}ORDER BY {cols} LIMIT %s",
+                    (*(last or ()), PAGE),
+                )
+                .fetchall()
+            )
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            last = tuple(rows[-1][: len(key)])
 
     # ---------------------------------------------------------------------------- scores
     def put_scores(self, reward: str, items: Iterable[tuple[str, int, Score]]) -> int:
@@ -258,15 +278,11 @@ class PostgresStore(LeaseHolding):
         return [str(r[0]) for r in self._conn().execute("SELECT DISTINCT reward FROM scores")]
 
     def iter_scores(self) -> Iterator[tuple[str, str, int, Score]]:
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT reward, request, idx, payload FROM scores "
-                'ORDER BY reward COLLATE "C", request COLLATE "C", idx'
-            )
-            .fetchall()
-        )
-        for reward, req, idx, payload in rows:
+        """Every score as ``(reward, request, index, score)``, by ``(request, index, reward)``
+        (the primary key), in pages of :data:`PAGE` rows."""
+        for req, idx, reward, payload in self._pages(
+            "scores", ("request", "idx", "reward"), "payload"
+        ):
             yield str(reward), str(req), int(idx), score_from_json(payload)
 
     # ---------------------------------------------------------------------------- leases

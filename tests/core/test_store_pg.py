@@ -135,7 +135,10 @@ def test_a_run_directory_records_its_store(tmp_path: Path, pg_url: str) -> None:
         run_store(other)
 
 
-def test_a_pool_moves_between_sqlite_and_postgres(tmp_path: Path, pg_url: str) -> None:
+def test_a_pool_moves_between_sqlite_and_postgres(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rewardlab.store_pg.PAGE", 4)  # whole-table reads go page by page
     src = SampleStore(tmp_path / "a.sqlite")
     for r in range(7):
         src.put_many(
