@@ -19,9 +19,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from rewardlab.policies.hf import HFPolicy
 from rewardlab.search.pool import PoolSpec, sample_pool, sample_pool_counted
-from rewardlab.store import SampleStore, open_store, request_key
+from rewardlab.store import SampleStore, Store, open_store, request_key
 from rewardlab.tasks import arith
 from rewardlab.types import Sampling
 
@@ -31,14 +33,14 @@ SAMPLED = re.compile(r"this process sampled (\d+) of (\d+) chunks")
 
 
 def _sample_cli(
-    out: Path, policy: Path, store: str | None = None, problems: int = 16
+    out: Path, policy: Path, store: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    args = ["sample", "--out", str(out), "--policy", str(policy), "--problems", str(problems)]
+    args = ["sample", "--out", str(out), "--policy", str(policy), "--problems", "16"]
     args += ["--n", "2", "--max-new-tokens", "24", "--difficulty", "1-3", "--seed", "3"]
     args += ["--store", store] if store else []
     return subprocess.Popen(
         [sys.executable, "-m", "rewardlab.cli.main", *args],
-        env=ENV,
+        env=env or ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,40 +55,55 @@ def _chunks(proc: subprocess.Popen[str]) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-def test_two_sample_processes_sample_each_chunk_once(tiny_llama_dir: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def solo(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `rewardlab sample` alone on a SQLite store: the run the workers must reproduce."""
+    out = tmp_path_factory.mktemp("solo")
+    assert _chunks(_sample_cli(out, tiny_llama_dir)) == (4, 4)
+    return out
+
+
+def test_two_sample_processes_sample_each_chunk_once(
+    tiny_llama_dir: Path, tmp_path: Path, solo: Path
+) -> None:
     shared = tmp_path / "shared"
     a, b = _sample_cli(shared, tiny_llama_dir), _sample_cli(shared, tiny_llama_dir)
     (done_a, total_a), (done_b, total_b) = _chunks(a), _chunks(b)
-    solo = _sample_cli(tmp_path / "solo", tiny_llama_dir)
-    done_solo, total = _chunks(solo)
-    assert total_a == total_b == total == done_solo == 4
-    assert done_a + done_b == done_solo  # together, the model calls of one run
+    assert total_a == total_b == 4
+    assert done_a + done_b == 4  # together, the model calls of one run (the solo run's 4)
     assert done_a >= 1 and done_b >= 1  # and both did a share
-    assert (shared / "pool.jsonl").read_text() == (tmp_path / "solo" / "pool.jsonl").read_text()
+    assert (shared / "pool.jsonl").read_text() == (solo / "pool.jsonl").read_text()
     assert SampleStore(shared / "pool.sqlite").count() == 32
     assert SampleStore(shared / "pool.sqlite").leases() == []
 
 
 def test_two_sample_processes_on_a_postgres_store_split_the_work(
-    tiny_llama_dir: Path, tmp_path: Path, pg_url: str
+    tiny_llama_dir: Path, tmp_path: Path, pg_url: str, solo: Path
 ) -> None:
     """Two workers with their own --out (as on two hosts) and one --store postgresql://...:
     each chunk is sampled once between them, and each writes the pool a lone SQLite run
-    writes."""
-    a = _sample_cli(tmp_path / "host-a", tiny_llama_dir, pg_url)
-    b = _sample_cli(tmp_path / "host-b", tiny_llama_dir, pg_url)
+    writes. So that both get a share however the machine schedules their start-up, the first
+    is paused (SIGSTOP) while it holds a chunk until the second holds another."""
+    env = {**ENV, "REWARDLAB_LEASE_TTL": "600"}  # the paused worker keeps its chunk
+    pg = open_store(pg_url)
+    a = _sample_cli(tmp_path / "host-a", tiny_llama_dir, pg_url, env)
+    _wait_for_lease(pg, a)
+    os.kill(a.pid, signal.SIGSTOP)
+    b = _sample_cli(tmp_path / "host-b", tiny_llama_dir, pg_url, env)
+    try:
+        _wait_for_lease(pg, b)
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
     (done_a, total_a), (done_b, total_b) = _chunks(a), _chunks(b)
-    done_solo, total = _chunks(_sample_cli(tmp_path / "solo", tiny_llama_dir))
-    assert total_a == total_b == total == done_solo == 4
+    assert total_a == total_b == 4
     assert done_a + done_b == 4 and done_a >= 1 and done_b >= 1
-    solo = (tmp_path / "solo" / "pool.jsonl").read_text()
-    assert (tmp_path / "host-a" / "pool.jsonl").read_text() == solo
-    assert (tmp_path / "host-b" / "pool.jsonl").read_text() == solo
+    lone = (solo / "pool.jsonl").read_text()
+    assert (tmp_path / "host-a" / "pool.jsonl").read_text() == lone
+    assert (tmp_path / "host-b" / "pool.jsonl").read_text() == lone
     assert not (tmp_path / "host-a" / "pool.sqlite").exists()
     assert json.loads((tmp_path / "host-a" / "store.json").read_text()) == {"store": pg_url}
-    pg = open_store(pg_url)
     assert pg.count() == 32 and pg.leases() == []
-    solo_store = SampleStore(tmp_path / "solo" / "pool.sqlite")
+    solo_store = SampleStore(solo / "pool.sqlite")
     rows, solo_rows = list(pg.iter_all()), list(solo_store.iter_all())
     assert [(r, replace(c, logprobs=None)) for r, c in rows] == [
         (r, replace(c, logprobs=None)) for r, c in solo_rows
@@ -97,13 +114,13 @@ def test_two_sample_processes_on_a_postgres_store_split_the_work(
 
 
 def test_a_sigkilled_worker_on_postgres_resumes_without_redoing_stored_chunks(
-    tiny_llama_dir: Path, tmp_path: Path, pg_url: str
+    tiny_llama_dir: Path, tmp_path: Path, pg_url: str, solo: Path
 ) -> None:
     """SIGKILL a `rewardlab sample --store postgresql://...` once it has stored a chunk; the
     rerun samples only the chunks that were not stored (chunks are all-or-nothing) and the
     pool equals an uninterrupted SQLite run's."""
     out = tmp_path / "run"
-    proc = _sample_cli(out, tiny_llama_dir, pg_url, problems=32)  # 8 chunks of 4 problems x 2
+    proc = _sample_cli(out, tiny_llama_dir, pg_url)  # 4 chunks of 4 problems x 2
     pg = open_store(pg_url)
     deadline = time.monotonic() + 300
     while pg.count() == 0:
@@ -111,16 +128,45 @@ def test_a_sigkilled_worker_on_postgres_resumes_without_redoing_stored_chunks(
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
+    pg.close()  # (our own session; it reconnects when next used)
+    _wait_for_dead_backends(pg_url)  # a COMMIT the worker sent before dying may still land
     stored = pg.count()
     before = list(pg.iter_all())
-    assert stored % 8 == 0 and 1 <= stored // 8 < 8  # whole chunks only, killed mid-way
-    done, total = _chunks(_sample_cli(out, tiny_llama_dir, pg_url, problems=32))
-    assert total == 8 and done == 8 - stored // 8  # nothing stored is sampled again
+    assert stored % 8 == 0 and 1 <= stored // 8 < 4, stored  # whole chunks, killed mid-way
+    done, total = _chunks(_sample_cli(out, tiny_llama_dir, pg_url))
+    assert (total, done) == (4, 4 - stored // 8), stored  # nothing stored is sampled again
     after = dict(((r, c.index), c) for r, c in pg.iter_all())
     assert all(after[(r, c.index)] == c for r, c in before)  # and nothing stored changed
-    assert len(after) == 64 and pg.leases() == []
-    _chunks(_sample_cli(tmp_path / "solo", tiny_llama_dir, problems=32))
-    assert (out / "pool.jsonl").read_text() == (tmp_path / "solo" / "pool.jsonl").read_text()
+    assert len(after) == 32 and pg.leases() == []
+    assert (out / "pool.jsonl").read_text() == (solo / "pool.jsonl").read_text()
+
+
+def _wait_for_lease(store: Store, proc: subprocess.Popen[str]) -> None:
+    """Wait until the worker process ``proc`` holds a lease (owners are host/pid/random)."""
+    deadline = time.monotonic() + 300
+    while not any(owner.split("/")[1] == str(proc.pid) for _, owner, _ in store.leases()):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the worker never claimed a chunk"
+        time.sleep(0.02)
+
+
+def _wait_for_dead_backends(url: str) -> None:
+    """Wait until the server has no session on ``url``'s database but this one: the killed
+    client's backend has finished (committed what it had been told to commit, or rolled
+    back), so what is stored no longer changes."""
+    import psycopg
+
+    deadline = time.monotonic() + 60
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            assert time.monotonic() < deadline, "the killed worker's sessions did not end"
+            time.sleep(0.05)
 
 
 def _exists(location: str) -> bool:
