@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from pgserver import PgServer
 from rewardlab.cli.main import app
 from rewardlab.label.job import LabelConfig, run_label
+from rewardlab.pipelines.tune import base_pool, load_run
 from rewardlab.store import SampleStore, open_store
+from rewardlab.store_pg import PostgresStore
 
 runner = CliRunner()
 
@@ -47,6 +49,12 @@ def test_scale_verify_and_copy_on_postgres_match_sqlite(
     lines = (pg / "verify-exact" / "verify.jsonl").read_text()
     res = runner.invoke(app, ["verify", str(lite), "--verifier", "exact"])
     assert (lite / "verify-exact" / "verify.jsonl").read_text() == lines
+    # tune reads the run through the store it recorded: the same pool and scores as SQLite
+    tuned, tuned_lite = base_pool(load_run(pg)), base_pool(load_run(lite))
+    assert isinstance(load_run(pg).store, PostgresStore)
+    assert (tuned.arrays.correct == tuned_lite.arrays.correct).all()
+    assert (tuned.generated_tokens == tuned_lite.generated_tokens).all()
+    assert tuned.arrays.step_scores.keys() == tuned_lite.arrays.step_scores.keys() != set()
 
     # rewardlab store copy: the SQLite run's pool into a fresh database, then a run on it
     fresh = pg_server.create_db()
