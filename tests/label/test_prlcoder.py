@@ -149,7 +149,7 @@ def test_every_mutant_parses_and_differs_in_exactly_one_line(
     tree = ast.dump(ast.parse(source))
     src_lines = source.split("\n")
     found = mutants(source, seed=seed, max_per_line=cap)
-    assert found or cap is not None  # every generated program has something to mutate
+    assert found  # every generated program has something to mutate (its first assignment)
     assert len({m.program for m in found}) == len(found)  # no duplicates
     for m in found:
         assert m.operator in OPERATORS

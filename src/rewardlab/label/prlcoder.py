@@ -299,7 +299,9 @@ def stored_judge(
                     found[i] = s
                 counter["judged"] += len(part)
                 update(start + len(part), len(missing))
-        return [s for s in found if s is not None]
+        done = [s for s in found if s is not None]
+        assert len(done) == len(found), "a program was left unjudged"
+        return done
 
     return judge
 
