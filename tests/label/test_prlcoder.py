@@ -312,4 +312,13 @@ def test_cli_refuses_non_code_tasks_and_missing_references(tmp_path: Path) -> No
         app, ["label", "--method", "prlcoder", "--task", str(data), "--out", str(tmp_path / "o")]
     )
     assert res.exit_code == 2 and "has no reference solution" in res.output
-    assert not (tmp_path / "o").exists()
+    stray = runner.invoke(
+        app,
+        ["label", "--method", "prlcoder", "--task", "code", "--rollouts", "4", "--out", "o"],
+    )
+    assert stray.exit_code == 2 and "--rollouts does not apply to --method prlcoder" in (
+        " ".join(stray.output.split())
+    )
+    other = runner.invoke(app, ["label", "--method", "mc", "--survivors", "drop", "--out", "o"])
+    assert other.exit_code == 2 and "only prlcoder reads it" in " ".join(other.output.split())
+    assert not (tmp_path / "o").exists() and not Path("o").exists()

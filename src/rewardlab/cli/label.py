@@ -99,6 +99,30 @@ def label(
     from rewardlab.label.job import LabelConfig, run_label
     from rewardlab.pipelines.scale_job import check_policy, check_task_spec
 
+    own = {
+        "--mutants-per-line": mutants_per_line is not None,
+        "--survivors": survivors != "positive",
+    }
+    own["--test-timeout"] = test_timeout != 2.0
+    policy_side = {
+        "--policy": policy != "tiny",
+        "--samples-per-problem": samples_per_problem != 4,
+        "--rollouts": rollouts != 8,
+        "--soft": soft,
+        "--difficulty": difficulty != "1-8",
+        "--temperature": temperature != 1.0,
+        "--max-new-tokens": max_new_tokens != 160,
+        "--prover-k": prover_k != 4,
+        "--margin": margin != 0.5,
+        "--consensus": consensus != "mc,progress",
+        "--device": device is not None,
+    }
+    stray = [k for k, v in (policy_side if method == "prlcoder" else own).items() if v]
+    if stray:  # an option the method never reads is an error, not silently ignored
+        which = "prlcoder samples no policy" if method == "prlcoder" else "only prlcoder reads it"
+        raise typer.BadParameter(
+            f"{', '.join(stray)} does not apply to --method {method} ({which})"
+        )
     if method == "prlcoder":
         _prlcoder(
             out, task, problems, seed, mutants_per_line, survivors, truncate, chunk, test_timeout
