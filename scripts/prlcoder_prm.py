@@ -66,8 +66,8 @@ def score(reward: Any, its: list[tuple[str, str, tuple[str, ...], bool]]) -> np.
         part = its[s : s + 32]
         probs = [Problem(pid, prompt, "") for pid, prompt, _, _ in part]
         cands = [Candidate(pid, "\n".join(pre), pre, None) for pid, _, pre, _ in part]
-        out += [sc.steps[-1] for sc in reward.score_steps(probs, cands)]
-    return np.asarray(out, dtype=float)
+        out += [sc.steps[-1] if sc.steps else np.nan for sc in reward.score_steps(probs, cands)]
+    return np.asarray(out, dtype=float)  # NaN: longer than the backbone's context (ungraded)
 
 
 def bad_f1(bad: np.ndarray, flagged: np.ndarray) -> float:
@@ -118,7 +118,8 @@ def main() -> None:
                 *("--out", str(prm), "--steps", str(args.steps)),
             ]
         )
-    t_train = time.time() - t1
+    log = (prm / "train_log.jsonl").read_text().splitlines()
+    t_train = float(json.loads(log[-1])["seconds"]) if log else time.time() - t1  # the trainer's
     reward = load_reward(str(prm), device="cpu")
     result: dict[str, Any] = {
         "held_out_problems": sorted(held),
@@ -128,6 +129,10 @@ def main() -> None:
     }
     tr_items, te_items = items(train), items(test)
     p_tr, p_te = score(reward, tr_items), score(reward, te_items)
+    result["too_long"] = {"train": int(np.isnan(p_tr).sum()), "held_out": int(np.isnan(p_te).sum())}
+    tr_items = [it for it, p in zip(tr_items, p_tr, strict=True) if not np.isnan(p)]
+    te_items = [it for it, p in zip(te_items, p_te, strict=True) if not np.isnan(p)]
+    p_tr, p_te = p_tr[~np.isnan(p_tr)], p_te[~np.isnan(p_te)]
     g_tr = np.array([y for *_, y in tr_items])
     g_te = np.array([y for *_, y in te_items])
     thr = best_threshold(g_tr, p_tr)
@@ -173,7 +178,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{len(r['held_out_problems'])} problems held out ({', '.join(r['held_out_problems'])}), "
         f"{r['records']['train']} training records, PRM = the shipped tiny policy backbone "
         f"trained {r['steps']} steps (`rewardlab train --objective prm`). Items are distinct "
-        "(problem, line prefix) pairs; 95% intervals resample problems. Threshold for F1: the "
+        "(problem, line prefix) pairs; 95% intervals resample problems; items longer than the "
+        f"backbone's 512 tokens are left out ({r['too_long']['train']} train, "
+        f"{r['too_long']['held_out']} held-out). Threshold for F1: the "
         f"best on the training items ({r['threshold']:.3f}, on P(good)).",
         "",
         "| items | n (bad) | bad-line F1 | every-line-bad F1 | step AUROC |",
@@ -187,8 +194,9 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Wall: labels {r['seconds']['label']} s (0 when resumed), training "
-        f"{r['seconds']['train']} s; 1-min load {r['load_1m']['before']} before, "
+        f"Wall: labels {r['seconds']['label']} s (a few s when resumed from the store), "
+        f"training {r['seconds']['train']} s (the trainer's log); 1-min load "
+        f"{r['load_1m']['before']} before, "
         f"{r['load_1m']['after']} after.",
         "",
     ]
