@@ -35,7 +35,10 @@ PairwiseData = Annotated[
     Path,
     _data(
         '{"prompt", "chosen", "rejected", "subset"?} (RewardBench v1), e.g. {"prompt": "2+2?", '
-        '"chosen": "4", "rejected": "5", "subset": "math-prm"}.'
+        '"chosen": "4", "rejected": "5", "subset": "math-prm"}; or conversational (detected per '
+        'row, one form per file): TRL message lists {"chosen": [{"role", "content"}, ...], '
+        '"rejected": [...]} (optional "prompt" list), or HH-RLHF rows as shipped (.jsonl.gz, '
+        ".parquet also read)."
     ),
 ]
 BonData = Annotated[
@@ -141,7 +144,13 @@ def pairwise(
 ) -> None:
     """Pairwise accuracy (RewardBench v1 sections), longer-response baseline, length corr."""
     check_spec(reward)
+    from rewardlab.cli.errors import usage_errors
     from rewardlab.evaluate.reward_eval import evaluate_pairwise
+    from rewardlab.train.pref_io import parse_pairs, read_records
+
+    with usage_errors():  # a malformed or mixed file is named before any model loads
+        for path in (data, dev) if dev is not None else (data,):
+            parse_pairs(read_records(path))
 
     _finish(
         evaluate_pairwise(load_spec(reward), data, dev=dev, n_boot=n_boot, seed=seed, n_bins=bins),

@@ -1,4 +1,5 @@
-"""``rewardlab label``: automatic step labels (MC, binary search, progress, truth, consensus)."""
+"""``rewardlab label``: automatic step labels (MC, binary search, progress, truth, consensus),
+and line labels of code from mutation (prlcoder)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,25 @@ HELP = (
     "Sample solutions and label every step automatically: Monte-Carlo rollouts (mc, "
     "Math-Shepherd), binary search for the first error (binary, OmegaPRM), progress / advantage "
     "labels under a Best-of-K prover (progress, PAV), the testbed's exact truth (truth), or two "
-    "methods' agreement (consensus). Writes OUT/labels.jsonl (TRL stepwise format), "
-    "summary.json and report.md; re-running resumes from OUT/pool.sqlite."
+    "methods' agreement (consensus); or, for code, line labels from one-line mutants of each "
+    "problem's reference solution run against its tests in the sandbox (prlcoder, PRLCoder; "
+    "--task code or a HumanEval/MBPP JSONL; the policy and rollout options do not apply). "
+    "Writes OUT/labels.jsonl (TRL stepwise format), summary.json and report.md; re-running "
+    "resumes from OUT/pool.sqlite."
 )
 
 
 def label(
     out: Annotated[Path, typer.Option(help="Output directory (created; reused to resume).")],
-    method: Annotated[str, typer.Option(help="mc | binary | progress | truth | consensus.")] = "mc",
+    method: Annotated[
+        str, typer.Option(help="mc | binary | progress | truth | consensus | prlcoder.")
+    ] = "mc",
     task: Annotated[
-        str, typer.Option(help="'arith' or a JSONL file (GSM8K / MATH-500 style).")
+        str,
+        typer.Option(
+            help="'arith' or a JSONL file (GSM8K / MATH-500 style); prlcoder: 'code' (the "
+            "bundled code problems) or a HumanEval/MBPP-style JSONL with reference solutions."
+        ),
     ] = "arith",
     policy: Annotated[
         str, typer.Option(help="'tiny' (shipped), a model dir, or a .gguf file.")
@@ -67,6 +77,22 @@ def label(
         int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
     ] = None,
     store: Annotated[str | None, typer.Option(help=STORE_HELP, show_default=False)] = None,
+    mutants_per_line: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="prlcoder: keep at most this many mutants per line (seeded); default all."
+        ),
+    ] = None,
+    survivors: Annotated[
+        str,
+        typer.Option(
+            help="prlcoder: a mutant that still passes every test labels its line 'positive' "
+            "(the paper's rule) or is left out ('drop')."
+        ),
+    ] = "positive",
+    test_timeout: Annotated[
+        float, typer.Option(min=0.01, help="prlcoder: seconds per test in the sandbox.")
+    ] = 2.0,
 ) -> None:
     from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import progress_bar
@@ -75,6 +101,44 @@ def label(
     from rewardlab.label.job import LabelConfig, run_label
     from rewardlab.pipelines.scale_job import check_policy, check_task_spec
 
+    own = {
+        "--mutants-per-line": mutants_per_line is not None,
+        "--survivors": survivors != "positive",
+    }
+    own["--test-timeout"] = test_timeout != 2.0
+    policy_side = {
+        "--policy": policy != "tiny",
+        "--samples-per-problem": samples_per_problem != 4,
+        "--rollouts": rollouts != 8,
+        "--soft": soft,
+        "--difficulty": difficulty != "1-8",
+        "--temperature": temperature != 1.0,
+        "--max-new-tokens": max_new_tokens != 160,
+        "--prover-k": prover_k != 4,
+        "--margin": margin != 0.5,
+        "--consensus": consensus != "mc,progress",
+        "--device": device is not None,
+    }
+    stray = [k for k, v in (policy_side if method == "prlcoder" else own).items() if v]
+    if stray:  # an option the method never reads is an error, not silently ignored
+        which = "prlcoder samples no policy" if method == "prlcoder" else "only prlcoder reads it"
+        raise typer.BadParameter(
+            f"{', '.join(stray)} does not apply to --method {method} ({which})"
+        )
+    if method == "prlcoder":
+        _prlcoder(
+            out,
+            task,
+            problems,
+            seed,
+            mutants_per_line,
+            survivors,
+            truncate,
+            chunk,
+            test_timeout,
+            store,
+        )
+        return
     pair = tuple(m.strip() for m in consensus.split(","))
     with usage_errors():
         check_task_spec(task, parse_range(difficulty))
@@ -113,4 +177,42 @@ def label(
         f"this process labelled {work['chunks_labelled']} of "
         f"{work['chunks_labelled'] + work['chunks_found_done']} chunks and generated "
         f"{summary['fresh_rollouts']} rollouts (waited {work['waited_s']:.1f} s on other workers)"
+    )
+
+
+def _prlcoder(
+    out: Path,
+    task: str,
+    problems: int,
+    seed: int,
+    mutants_per_line: int | None,
+    survivors: str,
+    truncate: bool,
+    chunk: int,
+    test_timeout: float = 2.0,
+    store: str | None = None,
+) -> None:
+    from rewardlab.cli.errors import usage_errors
+    from rewardlab.cli.progress import progress_bar
+    from rewardlab.label.prlcoder import PRLCoderConfig, load_code_problems, run_prlcoder
+
+    with usage_errors():
+        cfg = PRLCoderConfig(
+            task=task,
+            problems=problems,
+            seed=seed,
+            mutants_per_line=mutants_per_line,
+            survivors=survivors,  # type: ignore[arg-type]
+            truncate=truncate,
+            chunk=chunk,
+            test_timeout_s=test_timeout,
+        )
+        load_code_problems(task, problems)
+    summary = run_prlcoder(cfg, out, progress=progress_bar, store_at=store)
+    typer.echo((out / "report.md").read_text())
+    typer.echo(
+        f"wrote {out / 'labels.jsonl'} ({summary['records_kept']} records, "
+        f"{summary['steps_labelled']} step labels; this process judged "
+        f"{summary['this_process']['judged']} programs, {summary['this_process']['cached']} "
+        "came from the store)"
     )

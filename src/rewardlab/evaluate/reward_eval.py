@@ -19,7 +19,9 @@ overopt           prompt, responses [list], gold [list]                 <proxy>/
 distance          prompt, responses [list] (or a pairwise file)         starc, pearson, spearman
 ================  ====================================================  =====================
 
-The pool evaluations (``overopt``, ``distance``) live in :mod:`.reward_eval_pool`.
+A ``pairwise`` file may instead be conversational (TRL's message-list pairs, or HH-RLHF as
+shipped); see :func:`evaluate_pairwise`. The pool evaluations (``overopt``, ``distance``)
+live in :mod:`.reward_eval_pool`.
 
 Rules (see :mod:`.rm_metrics` for the exact ones): ties and ungraded (None) scores never win;
 RewardBench sections are example-count-weighted; v2 ties share credit 1/k; RewardMATH ranks a
@@ -54,6 +56,7 @@ from rewardlab.rewards.base import values
 from rewardlab.steps import split_lines
 from rewardlab.train.pref_io import (
     DataError,
+    parse_pairs,
     read_records,
     require_str,
     require_str_list,
@@ -166,14 +169,22 @@ def evaluate_pairwise(
 ) -> EvalResult:
     """Pairwise accuracy in RewardBench v1 format, beside the longer-response baseline.
 
+    Rows are read by :func:`~rewardlab.train.pref_io.parse_pairs`, the reader preference
+    training uses: explicit-prompt strings, or the conversational form (TRL message lists,
+    implicit or explicit prompt, and HH-RLHF dialogues as shipped), detected per row, one form
+    per file. A conversational pair is scored in HH markup (``prompt`` = the shared dialogue
+    prefix, a response = its final assistant turn(s)), the text preference RMs train on.
+    ``details["form"]`` says which form was read.
+
     With ``dev`` (a pairwise file), a temperature and an isotonic map are fitted on its
     symmetrised pairs and ``ece/raw``, ``ece/temperature``, ``ece/isotonic`` are measured on
     ``path`` (equal-width bins; see :mod:`.calibration`).
     """
     recs = read_records(path)
-    prompts = [require_str(r, "prompt") for r in recs]
-    chosen = [require_str(r, "chosen") for r in recs]
-    rejected = [require_str(r, "rejected") for r in recs]
+    rows, form = parse_pairs(recs)
+    prompts = [r.prompt for r in rows]
+    chosen = [r.chosen for r in rows]
+    rejected = [r.rejected for r in rows]
     subsets = [str(r.data.get("subset") or "all") for r in recs]
     s_c = score_responses(reward, prompts, chosen)
     s_r = score_responses(reward, prompts, rejected)
@@ -198,6 +209,7 @@ def evaluate_pairwise(
         metrics[f"length_corr/{name}"] = Estimate(*t, int(ok.sum()))
     details: dict[str, Any] = {
         "n_pairs": len(recs),
+        "form": form,
         "ties": int(np.sum(s_c == s_r)),
         "ungraded": int(np.sum(np.isnan(s_c) | np.isnan(s_r))),
         "section_weights": {
@@ -219,10 +231,10 @@ def evaluate_pairwise(
 def _calibration(
     reward: Any, dev: str | Path, deltas: np.ndarray, n_boot: int, seed: int, n_bins: int
 ) -> tuple[dict[str, Estimate], dict[str, Any]]:
-    recs = read_records(dev)
-    p = [require_str(r, "prompt") for r in recs]
-    d_dev = score_responses(reward, p, [require_str(r, "chosen") for r in recs]) - score_responses(
-        reward, p, [require_str(r, "rejected") for r in recs]
+    rows, _ = parse_pairs(read_records(dev))
+    p = [r.prompt for r in rows]
+    d_dev = score_responses(reward, p, [r.chosen for r in rows]) - score_responses(
+        reward, p, [r.rejected for r in rows]
     )
     d_dev, d_test = d_dev[~np.isnan(d_dev)], deltas[~np.isnan(deltas)]
     x_dev, y_dev, _ = pairwise_calibration_data(d_dev)

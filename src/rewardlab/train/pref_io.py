@@ -172,9 +172,36 @@ def parse_rating(rec: Record) -> RatingRow:
     )
 
 
+def pair_form(data: Mapping[str, Any]) -> str:
+    """``"conversational"`` (TRL message lists or HH-RLHF raw dialogues) or ``"explicit"``
+    (string ``prompt`` / ``chosen`` / ``rejected``): the row shape :func:`parse_pair` reads."""
+    from rewardlab.train import pref_chat
+
+    return "conversational" if pref_chat.is_chat_record(data) else "explicit"
+
+
+def parse_pairs(records: Sequence[Record]) -> tuple[list[PairRow], str]:
+    """Every record as a :class:`PairRow`, and the file's form (:func:`pair_form`).
+
+    The form is detected per row; a file must use one. A file that mixes forms raises a
+    :class:`DataError` naming the first row of each, and a malformed row one naming its line.
+    """
+    forms = [pair_form(r.data) for r in records]
+    if len(set(forms)) > 1:
+        odd = next(i for i, f in enumerate(forms) if f != forms[0])
+        names = {"conversational": "conversational (message lists or HH-RLHF dialogues)"}
+        names["explicit"] = "explicit-prompt (string prompt, chosen, rejected)"
+        raise DataError(
+            f"{records[odd].where}: this row is {names[forms[odd]]} but row "
+            f"{records[0].line} is {names[forms[0]]}; a file holds one form"
+        )
+    return [parse_pair(r) for r in records], forms[0] if forms else "explicit"
+
+
 def read_pairs(path: str | Path) -> list[PairRow]:
-    """Pairwise rows of a file; raises :class:`DataError` at the first malformed row."""
-    rows = [parse_pair(r) for r in read_records(path)]
+    """Pairwise rows of a file, in either form (one per file); raises :class:`DataError` at the
+    first malformed row."""
+    rows, _ = parse_pairs(read_records(path))
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
