@@ -7,6 +7,13 @@ from typing import Annotated
 
 import typer
 
+from rewardlab.cli.ray_options import (
+    Backend,
+    RayActors,
+    RayAddress,
+    policy_actors,
+    ray_backend_of,
+)
 from rewardlab.cli.runtime import THREADS_HELP
 
 HELP = (
@@ -65,6 +72,9 @@ def label(
     threads: Annotated[
         int | None, typer.Option(min=1, help=THREADS_HELP, show_default=False)
     ] = None,
+    backend: Backend = "local",
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = 2,
 ) -> None:
     from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import progress_bar
@@ -77,6 +87,7 @@ def label(
     with usage_errors():
         check_task_spec(task, parse_range(difficulty))
         check_policy(policy)
+        ray = ray_backend_of(backend, ray_address, ray_actors)
     try:
         cfg = LabelConfig(
             method=method,
@@ -100,7 +111,8 @@ def label(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     apply_threads(threads)
-    summary = run_label(cfg, out, progress=progress_bar)
+    with policy_actors(ray, policy, device) as runner:
+        summary = run_label(cfg, out, progress=progress_bar, runner=runner)
     typer.echo((out / "report.md").read_text())
     typer.echo(
         f"wrote {out / 'labels.jsonl'} ({summary['samples_kept']} records, "
