@@ -10,12 +10,11 @@ pool is tested in tests/pipelines/test_ray_jobs.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from raytools import assert_same_pool
 from rewardlab.label.rollouts import RolloutEstimator
 from rewardlab.policies.hf import HFPolicy
 from rewardlab.search.pool import (
@@ -31,7 +30,7 @@ from rewardlab.search.pool import (
 )
 from rewardlab.store import SampleStore
 from rewardlab.tasks import arith
-from rewardlab.types import Candidate, Completion, Sampling
+from rewardlab.types import Completion, Sampling
 
 SPEC = PoolSpec(
     n=3, sampling=Sampling(temperature=1.0, max_new_tokens=20, seed=7), chunk_problems=2
@@ -56,19 +55,6 @@ class Backwards:
             if self.stop_after is not None and n == self.stop_after:
                 raise KeyboardInterrupt("driver stopped")
             yield item
-
-
-def assert_same_pool(a: list[list[Candidate]], b: list[list[Candidate]]) -> None:
-    """Equal candidates; log-probabilities equal up to float32 noise. A replica's prefix
-    cache serves prompt states computed in earlier calls (the shared few-shot prompt), so a
-    call's last bits depend on which calls that replica ran before; the local path shows the
-    same between a resumed and an uninterrupted run."""
-    assert [[replace(c, logprobs=None) for c in row] for row in a] == [
-        [replace(c, logprobs=None) for c in row] for row in b
-    ]
-    for x, y in zip((c for row in a for c in row), (c for row in b for c in row), strict=True):
-        assert x.logprobs is not None and y.logprobs is not None
-        assert np.allclose(x.logprobs, y.logprobs, rtol=0, atol=1e-4)
 
 
 @pytest.fixture
