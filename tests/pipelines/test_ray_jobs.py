@@ -72,6 +72,43 @@ def test_an_actor_with_another_policy_is_an_error(cluster: str, tiny_llama_dir: 
         list(actors.run([call]))
 
 
+def test_more_actors_than_the_cluster_holds_is_a_clear_error(
+    cluster: str, tiny_llama_dir: Path
+) -> None:
+    call = PolicyCall(("What is 2 + 3?",), 1, SAMPLING)
+    with (
+        RayPolicyPool(str(tiny_llama_dir), RayConfig(actors=3)) as actors,
+        pytest.raises(RuntimeError, match="3 Ray actors of 1 CPU each need 3 CPUs; the cluster"),
+    ):
+        list(actors.run([call]))
+
+
+def _sample_cli(out: Path, policy: Path, *ray: str) -> str:
+    args = ["sample", "--out", str(out), "--policy", str(policy), "--problems", "6", "--n", "2"]
+    args += ["--max-new-tokens", "24", "--difficulty", "1-3", "--seed", "3", *ray]
+    done = subprocess.run(
+        [sys.executable, "-m", "rewardlab.cli.main", *args],
+        env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_rewardlab_sample_on_ray_writes_the_local_pool(
+    cluster: str, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    said = _sample_cli(
+        tmp_path / "ray", tiny_llama_dir, "--backend", "ray", "--ray-address", cluster
+    )
+    assert "this process sampled 2 of 2 chunks" in said
+    _sample_cli(tmp_path / "local", tiny_llama_dir)
+    local = (tmp_path / "local" / "pool.jsonl").read_text()
+    assert local and (tmp_path / "ray" / "pool.jsonl").read_text() == local
+
+
 def test_ray_labels_equal_the_local_labels(
     cluster: str, tiny_llama_dir: Path, tmp_path: Path
 ) -> None:

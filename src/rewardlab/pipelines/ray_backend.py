@@ -133,6 +133,20 @@ def ray_session(cfg: RayConfig) -> Iterator[None]:
             ray.shutdown()
 
 
+def check_fits(cfg: RayConfig, actors: int) -> None:
+    """A clear error when the cluster cannot hold ``actors`` actors of ``cfg``'s size at once
+    (Ray would otherwise wait for resources that never come); inside :func:`ray_session`."""
+    import ray
+
+    have: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    for kind, each in (("CPU", cfg.cpus_per_actor), ("GPU", cfg.gpus_per_actor)):
+        if each and have.get(kind, 0.0) < actors * each - 1e-9:
+            raise RuntimeError(
+                f"{actors} Ray actors of {each:g} {kind} each need {actors * each:g} {kind}s; "
+                f"the cluster has {have.get(kind, 0.0):g}: lower --ray-actors (or add nodes)"
+            )
+
+
 class _ScoreActor:
     """One reward replica: scores whole chunks, ``batch_size`` inputs per call."""
 
@@ -218,6 +232,7 @@ def score_pool_ray(
                 for c, groups in sorted(mine.items())
             ]
             if rows:
+                check_fits(cfg, min(cfg.actors, len(rows)))
                 gpus: dict[str, Any] = (
                     {"num_gpus": cfg.gpus_per_actor} if cfg.gpus_per_actor else {}
                 )
@@ -304,6 +319,7 @@ class RayPolicyPool:
         import ray
         from ray.util import ActorPool
 
+        check_fits(self.cfg, self.cfg.actors)
         opts: dict[str, Any] = {"num_cpus": self.cfg.cpus_per_actor}
         if self.cfg.gpus_per_actor:
             opts["num_gpus"] = self.cfg.gpus_per_actor
