@@ -130,9 +130,10 @@ def bench_ray_sampling(problems: int, n: int, scratch: Path) -> dict[str, Any]:
                 started = time.monotonic()
                 with RayPolicyPool("tiny", RayConfig(actors=actors), driver.name) as pool:
                     got = sample_pool(probs, task, driver, spec, store, runner=pool)
-                    calls = pool.calls_run
+                    calls, start = pool.calls_run, pool.start_seconds
                 result[f"ray_{actors}_actors_seconds"] = round(time.monotonic() - started, 2)
                 result[f"ray_{actors}_actors_calls"] = calls
+                result[f"ray_{actors}_actors_start_seconds"] = round(start, 2)
                 result[f"ray_{actors}_actors"] = _compare_pools(got, local)
     except Exception as e:  # a cluster that does not start is a result here, not a crash
         result["ray"] = f"failed: {type(e).__name__}: {e}"
@@ -224,16 +225,17 @@ def markdown(res: dict[str, Any]) -> str:
         "The same sampling job in process and on a local Ray cluster (`num_cpus=2`), policy "
         "replicas on an actor pool:",
         "",
-        "| backend | wall s | policy calls | pool identical (but log-probs) | largest "
-        "log-prob difference |",
-        "|---|---|---|---|---|",
-        f"| local (this process, 1 torch thread) | {r['local_seconds']} | – | – | – |",
+        "| backend | wall s | of which actor start + model load | policy calls | pool "
+        "identical (but log-probs) | largest log-prob difference |",
+        "|---|---|---|---|---|---|",
+        f"| local (this process, 1 torch thread) | {r['local_seconds']} | – | – | – | – |",
     ]
     for a in (1, 2):
         if f"ray_{a}_actors_seconds" in r:
             same = r[f"ray_{a}_actors"]
             lines.append(
                 f"| Ray, {a} actor(s) | {r[f'ray_{a}_actors_seconds']} | "
+                f"{r[f'ray_{a}_actors_start_seconds']} | "
                 f"{r[f'ray_{a}_actors_calls']} | {same['identical_but_logprobs']} | "
                 f"{same['max_logprob_diff']:.2e} |"
             )

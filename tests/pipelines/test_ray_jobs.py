@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -83,32 +83,6 @@ def test_more_actors_than_the_cluster_holds_is_a_clear_error(
         list(actors.run([call]))
 
 
-def _sample_cli(out: Path, policy: Path, *ray: str) -> str:
-    args = ["sample", "--out", str(out), "--policy", str(policy), "--problems", "6", "--n", "2"]
-    args += ["--max-new-tokens", "24", "--difficulty", "1-3", "--seed", "3", *ray]
-    done = subprocess.run(
-        [sys.executable, "-m", "rewardlab.cli.main", *args],
-        env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def test_rewardlab_sample_on_ray_writes_the_local_pool(
-    cluster: str, tiny_llama_dir: Path, tmp_path: Path
-) -> None:
-    said = _sample_cli(
-        tmp_path / "ray", tiny_llama_dir, "--backend", "ray", "--ray-address", cluster
-    )
-    assert "this process sampled 2 of 2 chunks" in said
-    _sample_cli(tmp_path / "local", tiny_llama_dir)
-    local = (tmp_path / "local" / "pool.jsonl").read_text()
-    assert local and (tmp_path / "ray" / "pool.jsonl").read_text() == local
-
-
 def test_ray_labels_equal_the_local_labels(
     cluster: str, tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
@@ -143,7 +117,7 @@ def test_ray_scale_and_verify_equal_the_local_run(
         n_max=4,
         difficulty=(1, 2),
         max_new_tokens=24,
-        rewards=("exact", "orm"),
+        rewards=("exact",),
         n_boot=50,
         n_resamples=20,
     )
@@ -162,67 +136,52 @@ def test_ray_scale_and_verify_equal_the_local_run(
     assert any(s.value is not None for row in remote_verify["scores"] for s in row)
 
 
-DRIVER = textwrap.dedent(
-    """
-    import sys, time
-    from rewardlab.pipelines.ray_backend import RayConfig, RayPolicyPool, ray_session
-    from rewardlab.policies.registry import load_policy
-    from rewardlab.search.pool import PoolSpec, sample_pool
-    from rewardlab.store import SampleStore
-    from rewardlab.tasks import arith
-    from rewardlab.types import Sampling
-    spec = PoolSpec(n=3, sampling=Sampling(temperature=1.0, max_new_tokens=24, seed=5),
-                    chunk_problems=1)
-    problems = arith.generate(12, seed=2, n_ops=(1, 3))
-    def tick(done, total):
-        print(done, flush=True)
-    with ray_session(RayConfig(address=sys.argv[1])):
-        policy = load_policy(sys.argv[3])
-        with RayPolicyPool(sys.argv[3], RayConfig(actors=1), policy.name) as actors:
-            sample_pool(problems, arith.ArithTask(), policy, spec, SampleStore(sys.argv[2]),
-                        tick, actors)
-    print("finished", flush=True)
-    """
-)
+SAMPLE_ARGS = ["--problems", "16", "--n", "2", "--max-new-tokens", "24", "--difficulty", "1-3"]
 
 
-def test_a_killed_ray_sampling_job_resumes_where_it_stopped(
+def _sample_cli(out: Path, policy: Path, cluster: str) -> subprocess.Popen[str]:
+    args = ["sample", "--out", str(out), "--policy", str(policy), *SAMPLE_ARGS, "--seed", "3"]
+    ray = ["--backend", "ray", "--ray-address", cluster, "--ray-actors", "2"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "rewardlab.cli.main", *args, *ray],
+        env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_rewardlab_sample_on_ray_killed_then_resumed_writes_the_local_pool(
     cluster: str, tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
-    db = tmp_path / "pool.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, cluster, str(db), str(tiny_llama_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # kill the driver once some chunks are stored
-        if line.strip() not in ("0", "finished"):
-            break
-    else:
-        pytest.fail("the driver ended before it stored a chunk")
+    """The CLI end to end: ``rewardlab sample --backend ray`` SIGKILLed once a chunk is
+    stored, run again: it samples only the chunks that were not stored, and writes the
+    pool.jsonl of a local run."""
+    out, db = tmp_path / "ray", tmp_path / "ray" / "pool.sqlite"
+    proc = _sample_cli(out, tiny_llama_dir, cluster)
+    deadline = time.monotonic() + 300
+    while not db.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store = SampleStore(db)
+    while store.count() == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the driver ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    store = SampleStore(db)
     kept = store.count()
-    assert 0 < kept < 12 * 3 and kept % 3 == 0  # whole chunks (one problem x 3) only
-    spec = PoolSpec(3, SAMPLING, chunk_problems=1)
-    problems = arith.generate(12, seed=2, n_ops=(1, 3))
-    task = arith.ArithTask()
-    driver = load_policy(str(tiny_llama_dir))
-    with RayPolicyPool(str(tiny_llama_dir), RayConfig(actors=2), driver.name) as actors:
-        resumed = sample_pool(problems, task, driver, spec, store, runner=actors)
-        assert actors.calls_run == 12 - kept // 3  # the stored chunks are not sampled again
+    assert 0 < kept < 16 * 2 and kept % (4 * 2) == 0  # whole chunks (4 problems x 2) only
+    resumed = _sample_cli(out, tiny_llama_dir, cluster)
+    said, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert f"this process sampled {4 - kept // 8} of 4 chunks ({kept // 8} were stored" in said
+    from rewardlab.cli.sample import write_pool_jsonl
+    from rewardlab.tasks.registry import load_task
+
+    task, problems = load_task("arith", 16, seed=3, n_ops=(1, 3))
+    spec = PoolSpec(2, Sampling(1.0, 1.0, 24, 3))
     with one_torch_thread():
-        clean = sample_pool(
-            problems,
-            task,
-            load_policy(str(tiny_llama_dir)),
-            spec,
-            SampleStore(tmp_path / "c.sqlite"),
-        )
-    assert_same_pool(resumed, clean)
-    assert store.count() == 12 * 3
-    # what is left is the killed driver's own lease on a chunk someone finished (dead: free)
-    assert all(f"/{proc.pid}/" in owner for _, owner, _ in store.leases())
+        policy = load_policy(str(tiny_llama_dir))
+        local = sample_pool(problems, task, policy, spec, SampleStore(tmp_path / "l.sqlite"))
+    write_pool_jsonl(tmp_path / "local.jsonl", problems, local)
+    assert (out / "pool.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
+    assert store.count() == 16 * 2

@@ -306,6 +306,7 @@ class RayPolicyPool:
         self.cfg = cfg
         self.name = name
         self.calls_run = 0
+        self.start_seconds = 0.0  # starting the actors and loading their replicas, last start
         self._actors: list[Any] = []
         self._pool: Any = None
 
@@ -320,6 +321,7 @@ class RayPolicyPool:
         from ray.util import ActorPool
 
         check_fits(self.cfg, self.cfg.actors)
+        started = time.monotonic()
         opts: dict[str, Any] = {"num_cpus": self.cfg.cpus_per_actor}
         if self.cfg.gpus_per_actor:
             opts["num_gpus"] = self.cfg.gpus_per_actor
@@ -331,7 +333,7 @@ class RayPolicyPool:
             names = ray.get([a.name.remote() for a in self._actors])
         except Exception as e:  # the actor's own traceback is in the message
             self.close()
-            raise RuntimeError(f"a Ray actor could not load the policy {self.spec!r}: {e}") from e
+            raise RuntimeError(f"a Ray policy actor failed while loading {self.spec!r}: {e}") from e
         want = self.name if self.name is not None else names[0]
         if any(n != want for n in names):
             self.close()
@@ -340,6 +342,7 @@ class RayPolicyPool:
                 "the cluster's policy differs from this machine's"
             )
         self._pool = ActorPool(self._actors)
+        self.start_seconds = time.monotonic() - started
         return self._pool
 
     def run(self, calls: Sequence[PolicyCall]) -> Iterator[tuple[int, list[list[Completion]]]]:
