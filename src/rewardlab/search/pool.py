@@ -152,7 +152,9 @@ def sample_pool_counted(
                 store_chunk(plans[c], [got[c][m] for m in range(len(plans[c].calls))])
                 tick(claimed[c])
 
-    work = lambda chunk: sample_work([keys[i] for i in chunk])  # noqa: E731
+    def work(chunk: list[int]) -> str:
+        return sample_work([keys[i] for i in chunk])
+
     if runner is None:
         stats = claim_each(store, chunks, work, is_done, run, on_done=tick)
     else:
