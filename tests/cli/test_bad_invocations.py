@@ -106,6 +106,11 @@ CASES: list[tuple[list[str], int, str]] = [
     (["sample", "--out", "{out}", "--task", "{in}/long.jsonl"], 2, "over the limit"),
     (["label", "--out", "{out}", "--method", "bogus"], 2, "bogus"),
     (["label", "--out", "{out}", "--task", "gsm8k"], 2, "unknown task"),
+    # the Ray flags every job command shares (cli/ray_options.py)
+    (["sample", "--out", "{out}", "--backend", "rayy"], 2, "--backend must be 'local' or 'ray'"),
+    (["label", "--out", "{out}", "--ray-address", "auto"], 2, "--ray-address needs --backend ray"),
+    (["verify", "{in}", "--backend", "gpu"], 2, "--backend must be 'local' or 'ray'"),
+    (["scale", "--backend", "ray", "--ray-actors", "0"], 2, "--ray-actors"),
     (["train", "--objective", "implict"], 2, "did you mean 'implicit-prm'"),
     (
         ["train-process", "--objective", "prm", "--data", "{in}/missing.jsonl", "--out", "{out}"],

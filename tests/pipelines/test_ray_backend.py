@@ -1,26 +1,25 @@
 """Scoring on a local Ray cluster gives the scores of the local run; a killed Ray job resumes.
 
 Skipped where Ray is not installed (``pip install 'rewardlab[ray]'``). One local cluster
-(``ray.init(num_cpus=2)``) serves the module; the killed job is a second driver connected to it.
+(``ray.init(num_cpus=2)``, tests/pipelines/conftest.py) serves every Ray test of the session;
+the killed job is a second driver connected to it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray.data")
 
-from rewardlab.pipelines.ray_backend import RayScoring, ray_session, score_pool_ray
+from raytools import one_torch_thread
+from rewardlab.pipelines.ray_backend import RayScoring, score_pool_ray
 from rewardlab.rewards.registry import load_reward
 from rewardlab.search.pool import score_chunks, score_pool
 from rewardlab.store import SampleStore
@@ -29,6 +28,7 @@ from rewardlab.types import Candidate, Problem
 
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[2] / "src"
+TEST_DIRS = [str(Path(__file__).parent), str(Path(__file__).parents[1])]  # for the driver
 
 
 def _pool(n_problems: int) -> tuple[list[Problem], list[list[Candidate]], list[str]]:
@@ -48,31 +48,6 @@ def _pool(n_problems: int) -> tuple[list[Problem], list[list[Candidate]], list[s
             ]
         )
     return problems, pool, [f"req-{p.id}" for p in problems]
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """torch on one intra-op thread for the block, like a Ray actor with one CPU (Ray sets
-    OMP_NUM_THREADS=1 there); the pytest process may have more, and a float32 reduction split
-    over more threads can differ in its last bits (seen in CI: 0.33997962 vs 0.33997959)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> object:
-    started = time.monotonic()
-    with ray_session(RayScoring(num_cpus=2)):
-        import ray
-
-        print(f"local Ray cluster up in {time.monotonic() - started:.1f} s")
-        yield ray.get_runtime_context().gcs_address
 
 
 @pytest.mark.parametrize("spec", ["orm", "prm", "exact"])
@@ -109,7 +84,7 @@ DRIVER = textwrap.dedent(
     """
     import sys, time
     import ray
-    sys.path.insert(0, sys.argv[3])
+    sys.path[:0] = [sys.argv[3], sys.argv[4]]
     from test_ray_backend import _pool
     from rewardlab.pipelines.ray_backend import RayScoring, ray_session, score_pool_ray
     from rewardlab.rewards.registry import load_reward
@@ -128,7 +103,7 @@ DRIVER = textwrap.dedent(
 def test_a_killed_ray_job_resumes_where_it_stopped(cluster: object, tmp_path: Path) -> None:
     db = tmp_path / "pool.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(cluster), str(db), str(Path(__file__).parent)],
+        [sys.executable, "-c", DRIVER, str(cluster), str(db), *TEST_DIRS],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"},

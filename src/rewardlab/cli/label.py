@@ -8,6 +8,13 @@ from typing import Annotated
 
 import typer
 
+from rewardlab.cli.ray_options import (
+    Backend,
+    RayActors,
+    RayAddress,
+    policy_actors,
+    ray_backend_of,
+)
 from rewardlab.cli.runtime import THREADS_HELP
 from rewardlab.cli.sample import STORE_HELP
 
@@ -93,6 +100,9 @@ def label(
     test_timeout: Annotated[
         float, typer.Option(min=0.01, help="prlcoder: seconds per test in the sandbox.")
     ] = 2.0,
+    backend: Backend = "local",
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = 2,
 ) -> None:
     from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import progress_bar
@@ -118,6 +128,8 @@ def label(
         "--margin": margin != 0.5,
         "--consensus": consensus != "mc,progress",
         "--device": device is not None,
+        "--backend": backend != "local",
+        "--ray-address": ray_address is not None,
     }
     stray = [k for k, v in (policy_side if method == "prlcoder" else own).items() if v]
     if stray:  # an option the method never reads is an error, not silently ignored
@@ -143,6 +155,7 @@ def label(
     with usage_errors():
         check_task_spec(task, parse_range(difficulty))
         check_policy(policy)
+        ray = ray_backend_of(backend, ray_address, ray_actors)
     try:
         cfg = LabelConfig(
             method=method,
@@ -166,7 +179,8 @@ def label(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     apply_threads(threads)
-    summary = run_label(cfg, out, progress=progress_bar, store_at=store)
+    with policy_actors(ray, policy, device) as runner:
+        summary = run_label(cfg, out, progress=progress_bar, store_at=store, runner=runner)
     typer.echo((out / "report.md").read_text())
     typer.echo(
         f"wrote {out / 'labels.jsonl'} ({summary['samples_kept']} records, "

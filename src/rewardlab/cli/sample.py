@@ -8,11 +8,19 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.cli.ray_options import (
+    Backend,
+    RayActors,
+    RayAddress,
+    policy_actors,
+    ray_backend_of,
+)
 from rewardlab.cli.runtime import THREADS_HELP
 
 HELP = (
     "Sample N candidates per problem into OUT (pool.sqlite + pool.jsonl with each candidate's "
-    "step truth) and print pass@1 / pass@N by difficulty. Re-running resumes.\n\n"
+    "step truth) and print pass@1 / pass@N by difficulty. Re-running resumes. --backend ray "
+    "samples on a Ray actor pool of policy replicas (same pool).\n\n"
     "Example: rewardlab sample --out runs/pool --problems 20 --n 8"
 )
 
@@ -54,6 +62,9 @@ def sample(
     device: str | None = typer.Option(None, help="Policy device (cpu, cuda).", show_default="auto"),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP, show_default=False),
     store: str | None = typer.Option(None, help=STORE_HELP, show_default=False),
+    backend: Backend = "local",
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = 2,
 ) -> None:
     from rewardlab.cli.errors import usage_errors
     from rewardlab.cli.progress import console, progress_bar
@@ -70,14 +81,18 @@ def sample(
         check_task_spec(task, n_ops)
         check_policy(policy)
         sampling = Sampling(temperature, top_p, max_new_tokens, seed)
+        ray = ray_backend_of(backend, ray_address, ray_actors)
     apply_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     db = run_store(out, store)  # first: an unreachable or mismatched store fails before any work
     the_task, probs = load_task(task, problems, seed=seed, n_ops=n_ops)
     pol = load_policy(policy, **({"device": device} if device else {}))
     spec = PoolSpec(n, sampling)
-    with progress_bar(f"sampling {len(probs)} x {n}", len(probs)) as update:
-        pool, work = sample_pool_counted(probs, the_task, pol, spec, db, progress=update)
+    with (
+        policy_actors(ray, policy, device, pol.name) as runner,
+        progress_bar(f"sampling {len(probs)} x {n}", len(probs)) as update,
+    ):
+        pool, work = sample_pool_counted(probs, the_task, pol, spec, db, update, runner)
     write_pool_jsonl(out / "pool.jsonl", probs, pool)
     summary = summarize(probs, pool)
     (out / "summary.json").write_text(

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from rewardlab.cli.ray_options import Backend, RayActors, RayAddress, ray_backend_of
 from rewardlab.cli.runtime import THREADS_HELP
 
 HELP = (
@@ -156,18 +157,9 @@ def scale(
         help="Also compare self-consistency with this generative verifier at every (S, V) "
         "split of a fixed budget (e.g. recompute:V=8): solve_verify.{md,png,csv,json}.",
     ),
-    backend: str = typer.Option(
-        "local",
-        help="Where rewards score the pool: 'local' (this process) or 'ray' (a Ray Data actor "
-        "pool, one reward replica per actor; needs pip install 'rewardlab[ray]'). Same scores "
-        "either way (docs/cluster.md).",
-    ),
-    ray_address: str | None = typer.Option(
-        None,
-        help="--backend ray: a running cluster (auto, HOST:6379, ray://HOST:10001).",
-        show_default="start a local Ray instance for the run",
-    ),
-    ray_actors: int = typer.Option(2, min=1, help="--backend ray: reward replicas (actors)."),
+    backend: Backend = "local",
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = 2,
     store: str | None = typer.Option(
         None,
         help="Where samples and scores are stored: a SQLite file (default runs/NAME/pool.sqlite, "
@@ -243,22 +235,6 @@ def _progress_factory() -> Callable[[str, int], object]:
     from rewardlab.cli.progress import progress_bar
 
     return progress_bar
-
-
-def ray_backend_of(backend: str, address: str | None, actors: int) -> Any:
-    """``--backend`` / ``--ray-address`` / ``--ray-actors`` as a ``RayScoring`` (None for local);
-    a bad name, or ray without Ray installed, is a usage error before any work starts."""
-    from rewardlab.pipelines.ray_backend import INSTALL_HINT, RayScoring, ray_available
-
-    if backend not in ("local", "ray"):
-        raise typer.BadParameter(f"--backend must be 'local' or 'ray', got {backend!r}")
-    if backend == "local":
-        if address is not None:
-            raise typer.BadParameter("--ray-address needs --backend ray")
-        return None
-    if not ray_available():
-        raise typer.BadParameter(INSTALL_HINT)
-    return RayScoring(address=address, actors=actors)
 
 
 def _run_and_report(

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.cli.ray_options import Backend, RayActors, RayAddress, ray_backend_of
+
 HELP = (
     "Run a verifier (a reward spec, e.g. recompute, recompute:V=4, judge-yes-no, "
     "codecheck, or a checkpoint) over a run's stored pool (runs/<name>/pool.sqlite). Scores go "
     "through the store, so an interrupted run resumes and `rewardlab scale --rewards` reuses "
     "them. Writes <run>/verify-<name>/verify.jsonl (one line per candidate), verify.json and "
     "verify.md (AUROC, best-of-N vs majority, step F1 where the pool has step truth, tokens, "
-    "FLOPs and λ)."
+    "FLOPs and λ). --backend ray runs the verifier (and any missing samples) on Ray actor "
+    "pools, with the same scores."
 )
 
 
@@ -29,6 +32,9 @@ def verify(
         "RUN/pool.sqlite: a SQLite file or a postgresql:// URL (docs/cluster.md).",
         show_default=False,
     ),
+    backend: Backend = "local",
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = 2,
 ) -> None:
     from rewardlab.cli.progress import progress_bar
     from rewardlab.pipelines.solve_verify import run_verify
@@ -36,8 +42,9 @@ def verify(
 
     if not run.is_dir():
         raise typer.BadParameter(f"{run} is not a directory")
+    ray = ray_backend_of(backend, ray_address, ray_actors)
     try:
-        result = run_verify(run, verifier, out, progress=progress_bar, store=store)
+        result = run_verify(run, verifier, out, progress=progress_bar, store=store, ray=ray)
     except FileNotFoundError as e:
         raise typer.BadParameter(str(e)) from None
     text = verify_markdown(result["summary"], "rewardlab " + " ".join(sys.argv[1:]))

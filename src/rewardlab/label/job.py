@@ -30,6 +30,7 @@ from rewardlab.label.progress import ProgressLabeler
 from rewardlab.label.quality import QualityRow, quality_markdown, quality_row
 from rewardlab.label.rollouts import RolloutEstimator
 from rewardlab.label.truth import TruthLabeler
+from rewardlab.search.pool import CallRunner
 from rewardlab.store import ClaimStats, Store, claim_each, work_digest
 from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Problem, Score
@@ -122,11 +123,16 @@ def run_label(
     out: Path,
     progress: ProgressFactory | None = None,
     store_at: str | None = None,
+    runner: CallRunner | None = None,
 ) -> dict[str, Any]:
     """Sample, label, and write ``labels.jsonl``, ``summary.json`` and ``report.md`` to ``out``.
 
     ``store_at`` is where samples, rollouts and labels are stored (a ``postgresql://`` URL or
-    a SQLite path; default: the one ``out`` recorded, else ``out/pool.sqlite``)."""
+    a SQLite path; default: the one ``out`` recorded, else ``out/pool.sqlite``). ``runner``
+    runs the policy calls -- the solutions and every rollout -- elsewhere (a Ray actor pool
+    of replicas of ``cfg.policy``: ``rewardlab label --backend ray``); the calls are planned
+    here exactly as without it, so the labels are the same.
+    """
     from rewardlab.policies.registry import load_policy
     from rewardlab.search.pool import PoolSpec, sample_pool
     from rewardlab.store import request_key, run_store
@@ -142,11 +148,17 @@ def run_label(
     sampling = Sampling(cfg.temperature, 1.0, cfg.max_new_tokens, cfg.seed)
     with bar(f"sampling {len(problems)} x {cfg.samples_per_problem}", len(problems)) as update:
         pool = sample_pool(
-            problems, task, policy, PoolSpec(cfg.samples_per_problem, sampling), store, update
+            problems,
+            task,
+            policy,
+            PoolSpec(cfg.samples_per_problem, sampling),
+            store,
+            update,
+            runner,
         )
     pairs = [(p, c) for p, row in zip(problems, pool, strict=True) for c in row if c.steps]
     probs, samples = [p for p, _ in pairs], [c for _, c in pairs]
-    labeler = build_labeler(cfg, RolloutEstimator(policy, task, sampling, store))
+    labeler = build_labeler(cfg, RolloutEstimator(policy, task, sampling, store, runner=runner))
     keys = [request_key(p, policy.name, sampling) for p in probs]
     with bar(f"labelling ({labeler.name}, k={cfg.rollouts})", len(samples)) as update:
         records, work = label_claimed(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from rewardlab.label.base import step_separator
 from rewardlab.policies.base import Policy
-from rewardlab.search.pool import derive_seed
+from rewardlab.search.pool import CallRunner, LocalCalls, PolicyCall, derive_seed
 from rewardlab.steps import segment
 from rewardlab.store import Store, request_key
 from rewardlab.tasks.base import Task
@@ -94,6 +94,10 @@ class RolloutEstimator:
         store: where rollouts are kept; None keeps them in memory for this object's lifetime.
         separator: the text between steps; defaults to the one of ``task.segmentation``.
         max_prompts: most prefixes per policy call (one store transaction each).
+        runner: where the policy calls run; default this process, one call after the other
+            (:class:`~rewardlab.search.pool.LocalCalls`). A Ray actor pool
+            (:class:`rewardlab.pipelines.ray_backend.RayPolicyPool`) runs the calls of one
+            pass side by side; the calls, and so the rollouts, are the same.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class RolloutEstimator:
         *,
         separator: str | None = None,
         max_prompts: int = 32,
+        runner: CallRunner | None = None,
     ) -> None:
         if max_prompts < 1:
             raise ValueError(f"max_prompts must be >= 1, got {max_prompts}")
@@ -114,6 +119,7 @@ class RolloutEstimator:
         self.store: Store | _MemoryPool = store if store is not None else _MemoryPool()
         self.separator = separator if separator is not None else step_separator(task.segmentation)
         self.max_prompts = max_prompts
+        self.runner: CallRunner = runner if runner is not None else LocalCalls(policy)
         self.poll = 0.25
 
     def body(self, steps: Sequence[str]) -> str:
@@ -193,26 +199,33 @@ class RolloutEstimator:
         fresh: dict[str, int],
     ) -> None:
         """Roll out the missing indices of ``members`` (key → query position), grouped by
-        first missing index, ``max_prompts`` prefixes per policy call and transaction."""
+        first missing index, ``max_prompts`` prefixes per policy call and transaction. The
+        calls are planned first, then run by ``self.runner``; each call's rollouts are
+        stored as it finishes."""
         by_first: dict[int, dict[str, int]] = {}
         for key, i in members.items():
             missing = self.store.missing(key, k)
             if missing:
                 by_first.setdefault(missing[0], {})[key] = i
+        planned: list[tuple[int, list[tuple[str, int]]]] = []
+        calls: list[PolicyCall] = []
         for first, group_of in sorted(by_first.items()):
             params = replace(self.sampling, seed=derive_seed(self.sampling.seed, "rollout", first))
             items = list(group_of.items())
             for start in range(0, len(items), self.max_prompts):
                 group = items[start : start + self.max_prompts]
-                prompts = [self.prompt(*queries[i]) for _, i in group]
-                rows = self.policy.sample(prompts, k - first, params)
-                batches = {
-                    key: [self._rollout(*queries[i], c, first + j) for j, c in enumerate(comps)]
-                    for (key, i), comps in zip(group, rows, strict=True)
-                }
-                self.store.put_many(batches)
-                for key, _ in group:
-                    fresh[key] = fresh.get(key, 0) + k - first
+                prompts = tuple(self.prompt(*queries[i]) for _, i in group)
+                calls.append(PolicyCall(prompts, k - first, params))
+                planned.append((first, group))
+        for j, rows in self.runner.run(calls):
+            first, group = planned[j]
+            batches = {
+                key: [self._rollout(*queries[i], c, first + m) for m, c in enumerate(comps)]
+                for (key, i), comps in zip(group, rows, strict=True)
+            }
+            self.store.put_many(batches)
+            for key, _ in group:
+                fresh[key] = fresh.get(key, 0) + k - first
 
     def _rollout(
         self, problem: Problem, steps: Sequence[str], completion: Completion, index: int

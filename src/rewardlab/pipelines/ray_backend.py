@@ -1,17 +1,33 @@
-"""Reward scoring on a Ray cluster: ``rewardlab scale --backend ray`` (optional extra ``ray``).
+"""rewardlab's jobs on a Ray cluster: ``--backend ray`` (optional extra ``ray``).
 
-The pool is cut into the same chunks as the local path (:func:`rewardlab.search.pool.score_chunks`)
-and scored under the same work leases (:func:`rewardlab.search.pool.score_work`), so a Ray job
-and local workers sharing a store never score a chunk twice. The chunks this driver claims go
-through Ray Data: one row per chunk, ``map_batches`` with an actor pool in which every actor
-loads its own replica of the reward once (``load_reward(spec)``) and scores a chunk exactly as
-the local path does (:func:`rewardlab.search.pool.score_inputs`, ``batch_size`` inputs per
-call), so the scores are the same as a local run's. Results stream back to the driver, which
-writes each chunk to the store in one transaction as it arrives: a job killed mid-way keeps
-every chunk written and the rerun scores only the rest.
+Two kinds of model work leave the driver (the process that owns the store):
+
+- **Policy calls** -- sampling a pool (``rewardlab sample``, the sampling stage of ``scale``
+  and ``verify``) and Monte-Carlo rollouts (``rewardlab label``) -- go to a
+  :class:`RayPolicyPool`: ``actors`` Ray actors, each loading one replica of the policy
+  (``load_policy(spec)``) once for the whole job. The driver plans every call exactly as the
+  local path does (:func:`rewardlab.search.pool.chunk_calls`; the rollout estimator's calls),
+  the actors run them side by side, and the driver builds and stores the candidates. Same
+  calls, same seeds, same batches: the samples are those of a local run.
+  :func:`sample_pool_ray` claims the sampling chunks under the local path's leases
+  (``sample_work``), writes each chunk in one transaction as its calls come back, and so
+  resumes like the local path.
+- **Reward scoring** (``scale``, ``verify``) goes through Ray Data: the pool is cut into the
+  same chunks as the local path (:func:`rewardlab.search.pool.score_chunks`) and scored under
+  the same work leases (:func:`rewardlab.search.pool.score_work`); one row per chunk,
+  ``map_batches`` with an actor pool in which every actor loads its own replica of the reward
+  once (``load_reward(spec)``) and scores a chunk exactly as the local path does
+  (:func:`rewardlab.search.pool.score_inputs`, ``batch_size`` inputs per call). Results stream
+  back to the driver, which writes each chunk to the store in one transaction as it arrives.
+
+Either way a job killed mid-way keeps every chunk written and the rerun computes only the
+rest, and a Ray job and local workers sharing a store never compute a chunk twice. Policy
+calls use long-lived actors rather than Ray Data because labelling issues many small rounds
+of calls (a binary search is one round per step it probes), and a Ray Data pipeline starts
+its actors -- and loads a replica in each -- anew for every dataset.
 
 The driver must run on the host of the store (SQLite); the actors may run anywhere in the
-cluster, provided rewardlab and the reward's weights are installed there (see docs/cluster.md).
+cluster, provided rewardlab and the models' weights are installed there (see docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.search.pool import (
+    PolicyCall,
     Progress,
     input_groups,
     reward_store_label,
@@ -35,23 +52,24 @@ from rewardlab.search.pool import (
     score_work,
 )
 from rewardlab.store import Store
-from rewardlab.types import Candidate, Problem, Score
+from rewardlab.types import Candidate, Completion, Problem, Score
 
 INSTALL_HINT = "the ray backend needs Ray: pip install 'rewardlab[ray]' (ray>=2.9)"
 
 
 @dataclass(frozen=True)
-class RayScoring:
-    """Where and how wide to score on Ray.
+class RayConfig:
+    """Where and how wide to run on Ray (policy replicas and reward replicas alike).
 
     Attributes:
         address: a running cluster (``ray://host:10001``, ``host:6379`` or ``auto``); None
             starts a local Ray instance for the job and stops it afterwards.
-        actors: reward replicas, one per actor (the actor pool's size).
+        actors: model replicas, one per actor (the actor pool's size).
         cpus_per_actor: CPUs Ray reserves per actor.
         gpus_per_actor: GPUs Ray reserves per actor (0: CPU scoring).
         num_cpus: CPUs of a local instance (None: all of this machine's).
-        load_kwargs: keyword arguments of ``load_reward`` in each actor (e.g. ``device``).
+        load_kwargs: keyword arguments of ``load_reward`` / ``load_policy`` in each actor
+            (e.g. ``device``).
     """
 
     address: str | None = None
@@ -73,6 +91,9 @@ class RayScoring:
             raise ValueError(f"num_cpus must be >= 1, got {self.num_cpus}")
 
 
+RayScoring = RayConfig  # the name of the scoring-only first version
+
+
 def ray_available() -> bool:
     """True when Ray (with Ray Data) can be imported."""
     try:
@@ -83,7 +104,7 @@ def ray_available() -> bool:
 
 
 @contextmanager
-def ray_session(cfg: RayScoring) -> Iterator[None]:
+def ray_session(cfg: RayConfig) -> Iterator[None]:
     """Connect to ``cfg.address`` (or start a local instance) unless Ray is already up; a
     session started here is shut down on exit."""
     try:
@@ -110,6 +131,20 @@ def ray_session(cfg: RayScoring) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+
+
+def check_fits(cfg: RayConfig, actors: int) -> None:
+    """A clear error when the cluster cannot hold ``actors`` actors of ``cfg``'s size at once
+    (Ray would otherwise wait for resources that never come); inside :func:`ray_session`."""
+    import ray
+
+    have: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    for kind, each in (("CPU", cfg.cpus_per_actor), ("GPU", cfg.gpus_per_actor)):
+        if each and have.get(kind, 0.0) < actors * each - 1e-9:
+            raise RuntimeError(
+                f"{actors} Ray actors of {each:g} {kind} each need {actors * each:g} {kind}s; "
+                f"the cluster has {have.get(kind, 0.0):g}: lower --ray-actors (or add nodes)"
+            )
 
 
 class _ScoreActor:
@@ -147,7 +182,7 @@ def score_pool_ray(
     pool: Sequence[Sequence[Candidate]],
     keys: Sequence[str],
     store: Store,
-    cfg: RayScoring,
+    cfg: RayConfig,
     *,
     step: bool = False,
     batch_size: int = 64,
@@ -197,6 +232,7 @@ def score_pool_ray(
                 for c, groups in sorted(mine.items())
             ]
             if rows:
+                check_fits(cfg, min(cfg.actors, len(rows)))
                 gpus: dict[str, Any] = (
                     {"num_gpus": cfg.gpus_per_actor} if cfg.gpus_per_actor else {}
                 )
@@ -233,3 +269,98 @@ def score_pool_ray(
         assert s is not None
         out[i].append(s)
     return out
+
+
+# ----------------------------------------------------------------------------- policy calls
+
+
+class _PolicyActor:
+    """One policy replica: runs planned calls (``policy.sample``), one at a time."""
+
+    def __init__(self, spec: str, kwargs: dict[str, Any]) -> None:
+        from rewardlab.policies.registry import load_policy
+
+        self.policy = load_policy(spec, **kwargs)
+
+    def name(self) -> str:
+        return str(self.policy.name)
+
+    def sample(self, position: int, call: PolicyCall) -> tuple[int, list[list[Completion]]]:
+        return position, self.policy.sample(list(call.prompts), call.n, call.sampling)
+
+
+class RayPolicyPool:
+    """A :class:`~rewardlab.search.pool.CallRunner` on ``cfg.actors`` Ray actors, each holding
+    one replica of the policy ``spec`` (``load_policy(spec, **cfg.load_kwargs)``).
+
+    The actors start on the first call that has work (a job whose samples are all stored
+    starts none) and live until :meth:`close` (or the end of the ``with`` block), so a job
+    loads each replica once however many rounds of calls it makes. Calls are handed to idle
+    actors as they free up; each result is yielded as it arrives. Every actor's replica must
+    report the same ``name`` (``name``, when given: the driver's copy), else it is an error,
+    not silently mixed samples. Must be used inside :func:`ray_session`.
+    """
+
+    def __init__(self, spec: str, cfg: RayConfig, name: str | None = None) -> None:
+        self.spec = spec
+        self.cfg = cfg
+        self.name = name
+        self.calls_run = 0
+        self.start_seconds = 0.0  # starting the actors and loading their replicas, last start
+        self._actors: list[Any] = []
+        self._pool: Any = None
+
+    def __enter__(self) -> RayPolicyPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> Any:
+        import ray
+        from ray.util import ActorPool
+
+        check_fits(self.cfg, self.cfg.actors)
+        started = time.monotonic()
+        opts: dict[str, Any] = {"num_cpus": self.cfg.cpus_per_actor}
+        if self.cfg.gpus_per_actor:
+            opts["num_gpus"] = self.cfg.gpus_per_actor
+        actor = ray.remote(**opts)(_PolicyActor)
+        self._actors = [
+            actor.remote(self.spec, self.cfg.load_kwargs) for _ in range(self.cfg.actors)
+        ]
+        try:
+            names = ray.get([a.name.remote() for a in self._actors])
+        except Exception as e:  # the actor's own traceback is in the message
+            self.close()
+            raise RuntimeError(f"a Ray policy actor failed while loading {self.spec!r}: {e}") from e
+        want = self.name if self.name is not None else names[0]
+        if any(n != want for n in names):
+            self.close()
+            raise RuntimeError(
+                f"Ray actors loaded {self.spec!r} as {sorted(set(names))}, expected {want!r}: "
+                "the cluster's policy differs from this machine's"
+            )
+        self._pool = ActorPool(self._actors)
+        self.start_seconds = time.monotonic() - started
+        return self._pool
+
+    def run(self, calls: Sequence[PolicyCall]) -> Iterator[tuple[int, list[list[Completion]]]]:
+        """Run ``calls`` on the actors; yield ``(position, completions)`` as each finishes."""
+        if not calls:
+            return
+        pool = self._pool if self._pool is not None else self._start()
+        for position, rows in pool.map_unordered(
+            lambda a, item: a.sample.remote(*item), list(enumerate(calls))
+        ):
+            self.calls_run += 1
+            yield position, rows
+
+    def close(self) -> None:
+        """Stop the actors (their CPUs go back to the cluster); a later call starts new ones."""
+        if self._actors:
+            import ray
+
+            for a in self._actors:
+                ray.kill(a)
+        self._actors, self._pool = [], None

@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import numpy as np
 
 from rewardlab.evaluate.estimators import default_ks
 from rewardlab.pipelines.progress import ProgressFactory, logging_progress
-from rewardlab.pipelines.ray_backend import RayScoring, ray_session, score_pool_ray
+from rewardlab.pipelines.ray_backend import RayConfig, RayPolicyPool, ray_session, score_pool_ray
 from rewardlab.pipelines.scaling import (
     VerifierCost,
     build_arrays,
@@ -170,18 +170,33 @@ class _Loaded:
     policy: Any = None  # the loaded policy of a sampled run (online search reuses it)
 
 
-def _load_sampled(cfg: ScaleConfig, store: Store, progress: ProgressFactory) -> _Loaded:
+def _load_sampled(
+    cfg: ScaleConfig, store: Store, progress: ProgressFactory, ray: RayConfig | None = None
+) -> _Loaded:
+    """Load the task and policy and sample the pool (what the store lacks); with ``ray``, on a
+    Ray actor pool of policy replicas (inside :func:`ray_session`), stopped once sampled."""
     from rewardlab.policies.registry import load_policy
     from rewardlab.tasks.registry import load_task
 
     task, problems = load_task(cfg.task, cfg.problems, seed=cfg.seed, n_ops=cfg.difficulty)
     # equal difficulties side by side: a chunk's samples have similar lengths (less padding)
     problems = sorted(problems, key=lambda p: str(p.meta.get("difficulty", "")))
-    policy = load_policy(cfg.policy, **({"device": cfg.device} if cfg.device else {}))
+    device = {"device": cfg.device} if cfg.device else {}
+    policy = load_policy(cfg.policy, **device)
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed)
     spec = PoolSpec(cfg.n_max, sampling, cfg.chunk_problems)
-    with progress(f"sampling {len(problems)} problems x {cfg.n_max}", len(problems)) as update:
-        pool = sample_pool(problems, task, policy, spec, store, progress=update)
+    actors = (
+        nullcontext(None)
+        if ray is None
+        else RayPolicyPool(
+            cfg.policy, replace(ray, load_kwargs={**ray.load_kwargs, **device}), policy.name
+        )
+    )
+    with (
+        actors as runner,
+        progress(f"sampling {len(problems)} problems x {cfg.n_max}", len(problems)) as update,
+    ):
+        pool = sample_pool(problems, task, policy, spec, store, update, runner)
     keys = [request_key(p, policy.name, sampling) for p in problems]
     return _Loaded(task, problems, pool, keys, int(policy.params), policy.name, policy)
 
@@ -510,16 +525,17 @@ def run_scale(
     cfg: ScaleConfig,
     out: Path,
     progress: ProgressFactory | None = None,
-    ray: RayScoring | None = None,
+    ray: RayConfig | None = None,
     store: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a scaling study into ``out``; returns the summary dict (also written).
 
-    ``ray`` scores the rewards on a Ray actor pool (:mod:`rewardlab.pipelines.ray_backend`)
-    instead of in this process; the scores, and so every output, are the same. ``store`` is
-    where samples and scores live (a ``postgresql://`` URL or a SQLite path; default: the one
-    ``out`` recorded, else ``out/pool.sqlite``: :func:`rewardlab.store.run_store`). Both are
-    how the run executes, not what it computes, so neither is part of ``cfg`` (nor of
+    ``ray`` samples the pool on a Ray actor pool of policy replicas and scores the rewards on
+    a Ray Data actor pool (:mod:`rewardlab.pipelines.ray_backend`) instead of in this process,
+    in one Ray session; the samples and scores, and so every output, are the same. ``store``
+    is where samples and scores live (a ``postgresql://`` URL or a SQLite path; default: the
+    one ``out`` recorded, else ``out/pool.sqlite``: :func:`rewardlab.store.run_store`). Both
+    are how the run executes, not what it computes, so neither is part of ``cfg`` (nor of
     settings.json).
 
     Everything is validated first (:func:`validate`: nothing is created on a bad name or
@@ -556,7 +572,7 @@ def _score(
     store: Store,
     timer: StageTimer,
     progress: ProgressFactory,
-    ray: RayScoring | None,
+    ray: RayConfig | None,
 ) -> list[list[Score]]:
     """Every candidate's score under one reward, through the store, here or on Ray. A reward
     that can score steps enters as a process reward (every aggregation)."""
@@ -597,13 +613,30 @@ def _run(
     out: Path,
     progress: ProgressFactory,
     timer: StageTimer,
-    ray: RayScoring | None = None,
+    ray: RayConfig | None = None,
     location: str | None = None,
 ) -> dict[str, Any]:
     store = run_store(out, location)
+    with ExitStack() as stack:  # one Ray session for sampling and scoring
+        if ray is not None:
+            stack.enter_context(ray_session(ray))
+        return _stages(cfg, checked, out, progress, timer, store, ray)
+
+
+def _stages(
+    cfg: ScaleConfig,
+    checked: Checked,
+    out: Path,
+    progress: ProgressFactory,
+    timer: StageTimer,
+    store: Store,
+    ray: RayConfig | None,
+) -> dict[str, Any]:
     with timer.stage("sampling"):
         loaded = (
-            _load_imported(cfg, store) if cfg.pool_file else _load_sampled(cfg, store, progress)
+            _load_imported(cfg, store)
+            if cfg.pool_file
+            else _load_sampled(cfg, store, progress, ray)
         )
     outcome: dict[str, list[list[Score]]] = {}
     steps: dict[str, list[list[Score]]] = {}
@@ -618,12 +651,10 @@ def _run(
         dump_json(out / "label_disagreements.json", disagreements)
     with timer.stage("loading rewards"):
         rewards = _load_rewards(cfg)
-    session = ray_session(ray) if ray is not None else nullcontext()
-    with session:
-        scored = [
-            _score(cfg, reward, spec, loaded, store, timer, progress, ray)
-            for reward, spec in zip(rewards, cfg.rewards_used, strict=True)
-        ]
+    scored = [
+        _score(cfg, reward, spec, loaded, store, timer, progress, ray)
+        for reward, spec in zip(rewards, cfg.rewards_used, strict=True)
+    ]
     for reward, scores in zip(rewards, scored, strict=True):
         fingerprints[reward.name] = fingerprint_of(reward)
         is_step = callable(getattr(reward, "score_steps", None))

@@ -41,6 +41,7 @@ from rewardlab.evaluate.solve_verify import (
     scaling_laws,
 )
 from rewardlab.pipelines.progress import ProgressFactory
+from rewardlab.pipelines.ray_backend import RayConfig, ray_session, score_pool_ray
 from rewardlab.pipelines.scale_job import (
     ScaleConfig,
     _load_imported,
@@ -62,9 +63,13 @@ VERIFY_KEYS = ("verify_prompt_tokens", "verify_generated_tokens", "verify_scored
 
 
 def load_run(
-    run_dir: Path, progress: ProgressFactory = _null_progress, store: str | None = None
+    run_dir: Path,
+    progress: ProgressFactory = _null_progress,
+    store: str | None = None,
+    ray: RayConfig | None = None,
 ) -> tuple[ScaleConfig, _Loaded, Store]:
-    """A scale run's settings, pool and store (samples only what its store lacks). ``store``
+    """A scale run's settings, pool and store (samples only what its store lacks; with
+    ``ray``, on a Ray actor pool of policy replicas, inside :func:`ray_session`). ``store``
     names the run's store when it is not the one the run recorded (:func:`run_store`).
 
     Raises FileNotFoundError naming what the directory lacks.
@@ -80,23 +85,44 @@ def load_run(
     saved["strategies"] = tuple(saved["strategies"])
     cfg = ScaleConfig(**saved)
     db = run_store(run_dir, store)
-    loaded = _load_imported(cfg, db) if cfg.pool_file else _load_sampled(cfg, db, progress)
+    loaded = _load_imported(cfg, db) if cfg.pool_file else _load_sampled(cfg, db, progress, ray)
     return cfg, loaded, db
 
 
 def score_with(
-    reward: Any, loaded: _Loaded, store: Store, progress: ProgressFactory = _null_progress
+    reward: Any,
+    loaded: _Loaded,
+    store: Store,
+    progress: ProgressFactory = _null_progress,
+    ray: RayConfig | None = None,
+    spec: str | None = None,
 ) -> list[list[Score]]:
     """Scores of ``reward`` on the run's pool, through the store (as ``rewardlab scale``: a
-    reward with ``score_steps`` is stored as a process reward)."""
+    reward with ``score_steps`` is stored as a process reward). With ``ray`` (inside
+    :func:`ray_session`) the scoring runs on a Ray Data actor pool, each actor loading its
+    own replica from ``spec`` (required then); the scores are the same."""
     is_step = callable(getattr(reward, "score_steps", None))
     with progress(f"verifying with {reward.name}", 1) as update:
-        return score_pool(
+        if ray is None:
+            return score_pool(
+                reward,
+                loaded.problems,
+                loaded.pool,
+                loaded.keys,
+                store,
+                step=is_step,
+                progress=update,
+            )
+        if spec is None:
+            raise ValueError("scoring on Ray needs the reward's spec (each actor loads it)")
+        return score_pool_ray(
             reward,
+            spec,
             loaded.problems,
             loaded.pool,
             loaded.keys,
             store,
+            ray,
             step=is_step,
             progress=update,
         )
@@ -203,18 +229,25 @@ def run_verify(
     progress: ProgressFactory = _null_progress,
     reward: Any = None,
     store: str | None = None,
+    ray: RayConfig | None = None,
 ) -> dict[str, Any]:
     """Score a run's pool with the verifier ``spec``; write ``verify.jsonl`` + ``verify.json``.
 
     ``out`` defaults to ``<run_dir>/verify-<name>``; ``reward`` (an already-built verifier)
     overrides ``spec``; ``store`` names the run's store (default: the one it recorded, else
-    its ``pool.sqlite``). Returns ``{"summary", "scores", "loaded"}``.
+    its ``pool.sqlite``). ``ray`` runs what the pool lacks of its samples on a Ray actor pool of
+    policy replicas and the verifier on a Ray Data actor pool of verifier replicas (each
+    loading ``spec``), in one Ray session; the outputs are the same. Returns ``{"summary",
+    "scores", "loaded"}``.
     """
     from rewardlab.rewards.registry import load_reward
 
-    _, loaded, store_ = load_run(run_dir, progress, store)
-    verifier = reward if reward is not None else load_reward(spec)
-    scores = score_with(verifier, loaded, store_, progress)
+    if ray is not None and reward is not None:
+        raise ValueError("ray needs the verifier as a spec (each actor loads it), not a reward")
+    with ray_session(ray) if ray is not None else nullcontext():
+        _, loaded, store_ = load_run(run_dir, progress, store, ray)
+        verifier = reward if reward is not None else load_reward(spec)
+        scores = score_with(verifier, loaded, store_, progress, ray, spec)
     target = out or run_dir / f"verify-{verifier.name}"
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / f"verify.jsonl.{os.getpid()}.tmp"

@@ -13,9 +13,10 @@ equals the pool of an uninterrupted run, with no duplicates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from rewardlab.tasks.base import Task
 from rewardlab.types import Candidate, Completion, Problem, Sampling, Score
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 def derive_seed(base: int, *parts: object) -> int:
@@ -81,14 +83,16 @@ def sample_pool(
     spec: PoolSpec,
     store: Store,
     progress: Progress | None = None,
+    runner: CallRunner | None = None,
 ) -> list[list[Candidate]]:
     """Return ``spec.n`` candidates for every problem, sampling only what the store lacks.
 
     Several processes may run this on one store at once: each chunk is sampled under a work
     lease (:func:`rewardlab.store.claim_each`), so each chunk is sampled by one of them only,
-    and every process returns the same pool.
+    and every process returns the same pool. ``runner`` (e.g. a Ray actor pool) runs the
+    policy calls elsewhere: see :func:`sample_pool_counted`.
     """
-    return sample_pool_counted(problems, task, policy, spec, store, progress)[0]
+    return sample_pool_counted(problems, task, policy, spec, store, progress, runner)[0]
 
 
 def sample_pool_counted(
@@ -98,36 +102,23 @@ def sample_pool_counted(
     spec: PoolSpec,
     store: Store,
     progress: Progress | None = None,
+    runner: CallRunner | None = None,
 ) -> tuple[list[list[Candidate]], ClaimStats]:
     """:func:`sample_pool`, plus what this process did (chunks sampled here, chunks found
-    done by an earlier run or another worker, seconds waited on other workers' leases)."""
-    keys = [request_key(p, policy.name, spec.sampling) for p in problems]
-    size = spec.chunk_problems
-    chunks = [list(range(s, min(s + size, len(problems)))) for s in range(0, len(problems), size)]
+    done by an earlier run or another worker, seconds waited on other workers' leases).
+
+    Without ``runner`` the chunks are sampled here, one at a time. With one, every chunk
+    this process can claim is claimed at once, all their calls (:func:`chunk_calls`) go to
+    ``runner.run`` together, and each chunk is stored (one transaction) as soon as its last
+    call is back; ``policy`` is then only the driver's copy (its name and prompt format).
+    The calls, their seeds and batches are the same either way, so is the pool.
+    """
+    keys = pool_keys(problems, policy.name, spec)
+    chunks = pool_chunks(len(problems), spec.chunk_problems)
+    done_problems = 0
 
     def is_done(chunk: list[int]) -> bool:
         return not any(store.missing(keys[i], spec.n) for i in chunk)
-
-    def run(chunk: list[int]) -> None:
-        by_start: dict[int, list[int]] = {}
-        for i in chunk:
-            missing = store.missing(keys[i], spec.n)
-            if missing:
-                by_start.setdefault(missing[0], []).append(i)
-        batches: dict[str, list[Candidate]] = {}
-        for first, members in sorted(by_start.items()):
-            seed = derive_seed(spec.sampling.seed, [keys[i] for i in members], first)
-            prompts = [policy.format_prompt(problems[i].question) for i in members]
-            completions = policy.sample(prompts, spec.n - first, replace(spec.sampling, seed=seed))
-            for i, comps in zip(members, completions, strict=True):
-                batches[keys[i]] = [
-                    make_candidate(task, problems[i], c, first + j, policy.name)
-                    for j, c in enumerate(comps)
-                ]
-        if batches:
-            store.put_many(batches)
-
-    done_problems = 0
 
     def tick(chunk: list[int]) -> None:
         nonlocal done_problems
@@ -135,15 +126,208 @@ def sample_pool_counted(
         if progress is not None:
             progress(done_problems, len(problems))
 
-    stats = claim_each(
-        store,
-        chunks,
-        lambda chunk: "sample:" + work_digest([keys[i] for i in chunk]),
-        is_done,
-        run,
-        on_done=tick,
-    )
+    def plan(chunk: list[int]) -> ChunkCalls:
+        return chunk_calls(chunk, problems, keys, spec, policy.format_prompt, store)
+
+    def store_chunk(planned: ChunkCalls, results: Sequence[list[list[Completion]]]) -> None:
+        batches = planned.candidates(task, problems, policy.name, results)
+        if batches:
+            store.put_many(batches)
+
+    def run(chunk: list[int]) -> None:
+        planned = plan(chunk)
+        store_chunk(
+            planned, [policy.sample(list(c.prompts), c.n, c.sampling) for c in planned.calls]
+        )
+
+    def run_together(claimed: list[list[int]]) -> None:
+        assert runner is not None
+        plans = [plan(chunk) for chunk in claimed]
+        order = [(c, j) for c, p in enumerate(plans) for j in range(len(p.calls))]
+        got: list[dict[int, list[list[Completion]]]] = [{} for _ in plans]
+        for position, rows in runner.run([plans[c].calls[j] for c, j in order]):
+            c, j = order[position]
+            got[c][j] = rows
+            if len(got[c]) == len(plans[c].calls):
+                store_chunk(plans[c], [got[c][m] for m in range(len(plans[c].calls))])
+                tick(claimed[c])
+
+    def work(chunk: list[int]) -> str:
+        return sample_work([keys[i] for i in chunk])
+
+    if runner is None:
+        stats = claim_each(store, chunks, work, is_done, run, on_done=tick)
+    else:
+        stats = claim_together(store, chunks, work, is_done, run_together, on_found=tick)
     return [store.candidates(k, spec.n) for k in keys], stats
+
+
+def claim_together(
+    store: Store,
+    items: Sequence[T],
+    work: Callable[[T], str],
+    is_done: Callable[[T], bool],
+    run: Callable[[list[T]], None],
+    *,
+    on_found: Callable[[T], None] | None = None,
+    poll: float = 0.25,
+) -> ClaimStats:
+    """:func:`rewardlab.store.claim_each` for a backend that computes many items side by side.
+
+    Each pass claims the leases of every item not yet done, checks each claimed item again
+    (one finished between the check and the claim is not redone) and calls ``run`` once
+    with all of them, holding the leases (renewed by a heartbeat) until it returns; ``run``
+    stores each item as it finishes. Items another worker holds are retried in the next pass
+    (after ``poll`` seconds when a pass claimed nothing), until every item is done.
+    ``on_found(item)`` is called for each item found done (stored already, or by another
+    worker); ``run`` reports its own progress.
+    """
+    pending = list(items)
+    computed = found = 0
+    waited = 0.0
+    while pending:
+        todo = []
+        for item in pending:
+            if is_done(item):
+                found += 1
+                if on_found is not None:
+                    on_found(item)
+            else:
+                todo.append(item)
+        if not todo:
+            break
+        works = {work(item): n for n, item in enumerate(todo)}
+        with store.holding(list(works)) as got:
+            mine = sorted(works[w] for w in got)
+            fresh = []
+            for n in mine:
+                if is_done(todo[n]):
+                    found += 1
+                    if on_found is not None:
+                        on_found(todo[n])
+                else:
+                    fresh.append(todo[n])
+            if fresh:
+                run(fresh)
+                computed += len(fresh)
+        taken = set(mine)
+        pending = [item for n, item in enumerate(todo) if n not in taken]
+        if pending and not mine:
+            time.sleep(poll)
+            waited += poll
+    return ClaimStats(computed, found, waited)
+
+
+def pool_keys(problems: Sequence[Problem], policy_name: str, spec: PoolSpec) -> list[str]:
+    """The store request key of every problem's candidates."""
+    return [request_key(p, policy_name, spec.sampling) for p in problems]
+
+
+def pool_chunks(n_problems: int, size: int) -> list[list[int]]:
+    """Problem positions cut into the chunks :func:`sample_pool` claims one at a time (by
+    position only, so every worker and every backend cuts them the same way)."""
+    return [list(range(s, min(s + size, n_problems))) for s in range(0, n_problems, size)]
+
+
+def sample_work(keys: Sequence[str]) -> str:
+    """The lease name of sampling the requests ``keys`` (one chunk; every backend uses it, so
+    local and Ray workers on one store never sample a chunk twice)."""
+    return "sample:" + work_digest(list(keys))
+
+
+@dataclass(frozen=True)
+class PolicyCall:
+    """One ``policy.sample(list(prompts), n, sampling)`` call, as planned by the process that
+    owns the store; any replica of the policy may run it (locally or on a Ray actor)."""
+
+    prompts: tuple[str, ...]
+    n: int
+    sampling: Sampling
+
+
+class CallRunner(Protocol):
+    """Runs planned policy calls somewhere (this process, a Ray actor pool) and yields
+    ``(position in calls, completions)`` as each call finishes, in any order."""
+
+    def run(self, calls: Sequence[PolicyCall]) -> Iterator[tuple[int, list[list[Completion]]]]:
+        """Run every call once; yield each one's ``policy.sample`` result with its position."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalCalls:
+    """:class:`CallRunner` of this process: the calls run one after the other, in order."""
+
+    policy: Policy
+
+    def run(self, calls: Sequence[PolicyCall]) -> Iterator[tuple[int, list[list[Completion]]]]:
+        for i, c in enumerate(calls):
+            yield i, self.policy.sample(list(c.prompts), c.n, c.sampling)
+
+
+@dataclass(frozen=True)
+class ChunkCalls:
+    """The policy calls that complete one sampling chunk: ``members[j]`` are the problem
+    positions of ``calls[j]`` (one prompt each) and ``first[j]`` the index of its first
+    candidate (the first one the store lacks); ``keys[j]`` their request keys."""
+
+    calls: tuple[PolicyCall, ...]
+    members: tuple[tuple[int, ...], ...]
+    first: tuple[int, ...]
+    keys: tuple[tuple[str, ...], ...]
+
+    def candidates(
+        self,
+        task: Task,
+        problems: Sequence[Problem],
+        policy_name: str,
+        results: Sequence[Sequence[Sequence[Completion]]],
+    ) -> dict[str, list[Candidate]]:
+        """The candidates to store (request key → candidates) from ``results[j]``, the
+        completions of ``calls[j]``."""
+        if len(results) != len(self.calls):
+            raise ValueError(f"{len(results)} results for {len(self.calls)} calls")
+        batches: dict[str, list[Candidate]] = {}
+        for members, keys, first, comps_of in zip(
+            self.members, self.keys, self.first, results, strict=True
+        ):
+            for i, key, comps in zip(members, keys, comps_of, strict=True):
+                batches[key] = [
+                    make_candidate(task, problems[i], c, first + j, policy_name)
+                    for j, c in enumerate(comps)
+                ]
+        return batches
+
+
+def chunk_calls(
+    chunk: Sequence[int],
+    problems: Sequence[Problem],
+    keys: Sequence[str],
+    spec: PoolSpec,
+    format_prompt: Callable[[str], str],
+    store: Store,
+) -> ChunkCalls:
+    """The policy calls that sample what ``store`` lacks of ``chunk`` (problem positions).
+
+    Problems are grouped by their first missing index; each group is one call for the
+    missing ``spec.n - first`` candidates, seeded by the base seed, the group's request keys
+    and ``first`` (:func:`derive_seed`). Whoever runs the calls (this process or a Ray actor
+    with the same weights) therefore produces the same candidates.
+    """
+    by_start: dict[int, list[int]] = {}
+    for i in chunk:
+        missing = store.missing(keys[i], spec.n)
+        if missing:
+            by_start.setdefault(missing[0], []).append(i)
+    calls, members, firsts, group_keys = [], [], [], []
+    for first, group in sorted(by_start.items()):
+        seed = derive_seed(spec.sampling.seed, [keys[i] for i in group], first)
+        prompts = tuple(format_prompt(problems[i].question) for i in group)
+        calls.append(PolicyCall(prompts, spec.n - first, replace(spec.sampling, seed=seed)))
+        members.append(tuple(group))
+        firsts.append(first)
+        group_keys.append(tuple(keys[i] for i in group))
+    return ChunkCalls(tuple(calls), tuple(members), tuple(firsts), tuple(group_keys))
 
 
 @dataclass(frozen=True)
