@@ -18,7 +18,8 @@ killed run resumes where it stopped; ``--fresh`` starts over):
    the one with the best validation AUROC kept and saved as an ``encoder-rm`` checkpoint.
 4. **finetune** (``--finetune-layers K``, 0 skips): the top K encoder blocks (-1: all) and the
    head fine-tuned from the frozen head (LP-FT) with the same BCE for ``--finetune-epochs``,
-   then the validation and test pools scored by the saved checkpoint.
+   then the test pool scored by the saved checkpoint (the validation pool is not rescored:
+   CPU time).
 5. **evaluate** every model on the held-out test problems with
    :func:`rewardlab.evaluate.reward_eval_pool.evaluate_selection` (the code of
    ``rewardlab eval select``): best-of-4 and ORM-weighted majority (weights sigmoid(score))
@@ -318,7 +319,6 @@ def main() -> None:
             )
             t = time.monotonic()
             rm = EncoderRM.from_dir(ft_dir)  # scored as saved (the CLI path)
-            sv = rm.score_pairs(data["val"][0], data["val"][1])
             st = rm.score_pairs(data["test"][0], data["test"][1])
             info = {
                 "layers": args.finetune_layers,
@@ -332,10 +332,9 @@ def main() -> None:
                 "score_seconds": round(time.monotonic() - t, 1),
                 "final_log": report.history[-1] if report.history else None,
             }
-            np.savez(done, val=sv, test=st, info=json.dumps(info))
+            np.savez(done, test=st, info=json.dumps(info))
         z = np.load(done)
         ft_info = json.loads(str(z["info"]))
-        scores_val["finetune"] = z["val"].reshape(-1, len(GENERATORS))
         scores_test["finetune"] = z["test"].reshape(-1, len(GENERATORS))
 
     # ---------------------------------------------------------------- evaluation
@@ -344,15 +343,18 @@ def main() -> None:
         res = evaluate_selection(
             name, out / "test_pool.jsonl", scores=s, n_boot=args.n_boot, seed=0
         )
-        val = evaluate_selection(
-            name, out / "val_pool.jsonl", scores=scores_val[name], n_boot=200, seed=0
-        )
+        val_auroc = None
+        if name in scores_val:  # the fine-tuned model scores the test pool only (CPU time)
+            val = evaluate_selection(
+                name, out / "val_pool.jsonl", scores=scores_val[name], n_boot=200, seed=0
+            )
+            val_auroc = val.metrics["auroc"].value
         from rewardlab.evaluate.reward_report import write_result
 
         write_result(res, out / f"eval_{name}", "select")
         models[name] = {
             "test": result_dict(res),
-            "val_auroc": val.metrics["auroc"].value,
+            "val_auroc": val_auroc,
             "no_answer_fraction": res.details["no_answer_fraction"],
         }
         say(

@@ -17,15 +17,22 @@ of the mean of the last hidden states over all tokens and over the response toke
 normalisation, as all-MiniLM-L6-v2's sentence-transformers modules (Pooling, Normalize) do.
 
 **The reward model** (:class:`EncoderRM`, a :class:`~rewardlab.rewards.base.Reward`) is a small
-trained head on the frozen features: standardisation with training-set statistics, then an MLP
+trained head on the pooled features: standardisation with training-set statistics, then an MLP
 (or a linear layer, ``hidden = 0``) to one scalar. Training the head on cached features costs
 seconds on a CPU where fine-tuning the encoder would cost hours (see ``docs/preference_rms.md``,
 "Real human preferences"); :mod:`rewardlab.train.encoder_pref` trains it with the preference
 objectives of :mod:`rewardlab.train.preference`.
 
+**Fine-tuned encoders.** :class:`EncoderScorer` runs encoder and head end to end through the
+same pooling (:func:`encode_pooled`), so :mod:`rewardlab.train.encoder_finetune` can train the
+encoder's top blocks (:func:`set_trainable_layers`) or all of it; such a checkpoint carries the
+encoder in ``encoder/`` and scores exactly as it trained.
+
 A checkpoint directory holds ``head.safetensors`` and ``rewardlab.json`` with ``"kind":
-"encoder-rm"``, the encoder (``"minilm"`` or a path), ``max_length``, ``response_tokens`` and the
-head's shape; ``rewards.registry.load_reward(dir)`` loads it.
+"encoder-rm"``, the encoder (``"minilm"``, a path, or ``"encoder"`` with
+``"encoder_in_checkpoint": true`` for a fine-tuned copy inside the checkpoint),
+``max_length``, ``response_tokens`` and the head's shape; ``rewards.registry.load_reward(dir)``
+loads it.
 
 >>> rm = EncoderRM.from_dir("runs/hh_rlhf_rm/bt")  # doctest: +SKIP
 >>> rm.score(problems, candidates)[0].value  # doctest: +SKIP
