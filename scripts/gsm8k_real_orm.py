@@ -356,6 +356,10 @@ def main() -> None:
             "test": result_dict(res),
             "val_auroc": val_auroc,
             "no_answer_fraction": res.details["no_answer_fraction"],
+            # which generator's solution best-of-4 takes: does the ORM just trust one source?
+            "best_of_4_picks": {
+                g: float(np.mean(np.argmax(s, axis=1) == j)) for j, g in enumerate(GENERATORS)
+            },
         }
         say(
             f"  {name}: "
@@ -468,6 +472,9 @@ def markdown(rec: dict[str, Any]) -> str:
             f"{f['batch']} solutions ({f['epochs']:.2f} epochs), lr {f['lr']}; "
             f"{f['train_seconds']} s ({f['rows_per_second']} solutions/s).",
         ]
+    for n in names:
+        picks = ", ".join(f"{g} {v:.2f}" for g, v in rec["models"][n]["best_of_4_picks"].items())
+        lines += ["", f"Best-of-4 by {label.get(n, n)} takes the solution of: {picks}."]
     gen = ", ".join(f"{g} {a:.3f}" for g, a in rec["generator_train_accuracy"].items())
     s = rec["seconds"]
     lines += [
