@@ -247,3 +247,20 @@ def test_cli_trains_an_encoder_orm_and_evaluates_selection(bert_dir: Path, tmp_p
     assert got["baseline"]["pass_at_n"]["value"] == 1.0
     assert got["metrics"]["best_of_n"]["value"] > 0.9
     assert (ev / "select.md").is_file()
+
+
+def test_near_constant_features_are_not_blown_up() -> None:
+    """A feature constant up to rounding (MiniLM has such dimensions, std ~1e-33) is divided by
+    1, not by its std: otherwise rounding noise becomes O(1) input and, in fine-tuning, the
+    gradient infinite (clipping then zeroes every update)."""
+    x = np.zeros((4, 3), dtype=np.float32)
+    x[:, 0] = [0.0, 1.0, 2.0, 3.0]
+    x[:, 1] = np.array([0, 1e-12, 0, -1e-12], dtype=np.float32)  # std 7e-13, not 0
+    assert 0 < x[:, 1].std() < 1e-9
+    head = FeatureHead(3, hidden=0, dropout=0.0)
+    head.set_standardisation(x)
+    assert head.sd.tolist()[1:] == [1.0, 1.0]
+    assert head.sd[0].item() == pytest.approx(np.std([0.0, 1.0, 2.0, 3.0]))
+    feats = torch.tensor(x, requires_grad=True)
+    head(feats).sum().backward()
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()

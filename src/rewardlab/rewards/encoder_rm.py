@@ -57,6 +57,8 @@ KIND = "encoder-rm"
 LOADER = "rewardlab.rewards.encoder_rm:EncoderRM.from_dir"
 META_FILE = "rewardlab.json"
 ENCODER_SUBDIR = "encoder"
+MIN_SD = 1e-6
+"""Feature standard deviations below this are treated as constant features (divided by 1)."""
 
 
 def minilm_dir() -> Path:
@@ -244,11 +246,16 @@ class FeatureHead(torch.nn.Module):
             self.net = torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(dim, 1))
 
     def set_standardisation(self, features: np.ndarray) -> None:
-        """Fix mu/sd from training features [n, dim] (a zero std becomes 1)."""
+        """Fix mu/sd from training features [n, dim]; a std below :data:`MIN_SD` becomes 1.
+
+        (all-MiniLM-L6-v2 has feature dimensions that are constant up to float rounding, std
+        ~1e-33: dividing by it turns rounding noise into O(1) inputs, and when the encoder is
+        fine-tuned, into infinite gradients that clipping then zeroes for every parameter.)
+        """
         f = torch.as_tensor(np.asarray(features), dtype=torch.float32)
         sd = f.std(dim=0, unbiased=False)
         self.mu.copy_(f.mean(dim=0))
-        self.sd.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
+        self.sd.copy_(torch.where(sd > MIN_SD, sd, torch.ones_like(sd)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = (features.float() - self.mu) / self.sd
