@@ -14,6 +14,11 @@
 5. Held-out accuracy (ties count wrong) with 95% percentile-bootstrap CIs over test pairs,
    beside the longer-response baseline; the BT seed-0 checkpoint is saved and re-scored through
    ``evaluate_pairwise`` (the CLI's path) as a check that the saved model is the one measured.
+6. ``--finetune-layers`` -1 (default: the whole encoder) or K (top K blocks; 0 skips): fine-tune
+   encoder and a copy of the BT seed-0 head (LP-FT) with BT on ``--finetune-pairs`` training
+   pairs (a seeded subsample; 0 = all) for ``--finetune-epochs``, save the checkpoint with its
+   encoder, score the held-out pairs through it, and report the paired difference to the
+   frozen head. Resumable: skipped when ``bt-finetune-*/scores.json`` exists.
 
 Writes ``docs/results/hh_rlhf_rm.{json,md}`` and ``runs/hh_rlhf_rm/``. Run with
 ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/hh_rlhf_rm.py``.
@@ -347,7 +352,7 @@ def finetune_stage(
 def markdown(rec: dict[str, Any], args: argparse.Namespace) -> str:
     r = rec["results"]
     lines = [
-        "# Reward models on HH-RLHF harmless-base (frozen MiniLM features)",
+        "# Reward models on HH-RLHF harmless-base (MiniLM: frozen features, and fine-tuned)",
         "",
         f"{rec['split']['train']} training / {rec['split']['test']} held-out pairs, split by "
         "dialogue. Encoder all-MiniLM-L6-v2 (frozen, "
