@@ -5,6 +5,7 @@
     rewardlab eval one_to_many --reward runs/rm-bt --data rewardmath.jsonl --out runs/eval
     rewardlab eval overopt --reward runs/rm-bt,runs/ens --data pool.jsonl --out runs/eval
     rewardlab eval distance --reward runs/rm-a,runs/rm-b --data pool.jsonl --out runs/eval
+    rewardlab eval select --reward runs/orm --data labelled_pool.jsonl --out runs/eval
 
 A ``--reward`` SPEC is a registry name or a checkpoint directory (``rewardlab.json`` inside:
 preference RMs, ensembles, ORMs ...); ``ensemble:AGG:DIR1,DIR2,...`` builds an ensemble of the
@@ -68,6 +69,15 @@ DistanceData = Annotated[
     _data(
         '{"prompt", "responses": [...]} (a candidate pool) or a pairwise file, e.g. '
         '{"prompt": "2+2?", "responses": ["4", "5", "four"]}.'
+    ),
+]
+SelectData = Annotated[
+    Path,
+    _data(
+        '{"prompt", "responses": [N texts], "correct": [N bools], "answers"?: [N strings or '
+        'null]} (a labelled candidate pool; without "answers" they are extracted by '
+        'Math-Verify), e.g. {"prompt": "2+2?", "responses": ["2+2=4 A: 4", "A: 5"], '
+        '"correct": [true, false]}.'
     ),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
@@ -234,11 +244,40 @@ def distance(
     )
 
 
+def select(
+    reward: RewardOpt,
+    data: SelectData,
+    out: OutOpt,
+    weights: Annotated[
+        str,
+        typer.Option(help="Vote weights from scores: sigmoid (a logit ORM) | raw | rank."),
+    ] = "sigmoid",
+    n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
+) -> None:
+    """Answer selection on a labelled pool: best-of-N and weighted majority by the reward,
+    beside majority vote, random@1 and pass@N, with paired CIs, and AUROC."""
+    check_spec(reward)
+    import numpy as np
+
+    from rewardlab.cli.errors import usage_errors
+    from rewardlab.evaluate.reward_eval_pool import evaluate_selection, vote_weights
+
+    with usage_errors():
+        vote_weights(np.zeros((1, 1)), weights)
+    _finish(
+        evaluate_selection(load_spec(reward), data, weights=weights, n_boot=n_boot, seed=seed),
+        out,
+        "select",
+    )
+
+
 COMMANDS: dict[str, tuple[Any, str]] = {
     "pairwise": (pairwise, "Pairwise accuracy, RewardBench v1 format and sections."),
     "bon": (bon, "Best-of-4 accuracy, RewardBench v2 format and tie rule."),
     "one_to_many": (one_to_many, "RewardMATH one-to-many accuracy and MRR."),
     "overopt": (overopt, "Best-of-N overoptimisation curves against KL_BoN."),
     "distance": (distance, "STARC distance between two rewards."),
+    "select": (select, "Best-of-N / weighted majority vs majority on a labelled pool."),
 }
 """Command name -> (function, help), for mounting under ``rewardlab eval``."""

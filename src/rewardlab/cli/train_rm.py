@@ -2,6 +2,8 @@
 
     rewardlab train --objective prm --data steps.jsonl --out runs/prm [--backbone DIR]
         [--steps 300 --lr 1e-4 --batch-size 16 --seed 0 --head classifier|tag --beta 0.05]
+    rewardlab train --objective orm --backbone minilm --data outcome.jsonl --out runs/orm
+        [--max-length 256 --finetune-layers 2 --finetune-steps 200 --finetune-lr 2e-5]
 
 OUT receives the checkpoint (safetensors + tokenizer + ``rewardlab.json``, loadable with
 ``load_reward(OUT)``), ``train_log.jsonl``, ``loss.png`` and ``report.md``.
@@ -70,7 +72,11 @@ def train(
     ],
     out: Annotated[Path, typer.Option(help="Output checkpoint directory.")],
     backbone: Annotated[
-        Path | None, typer.Option(help="Local transformers model dir (default: the tiny policy).")
+        Path | None,
+        typer.Option(
+            help="Local transformers model dir (default: the tiny policy); for orm also "
+            "'minilm' or a BERT-style encoder dir (frozen features + head, see --finetune-layers)."
+        ),
     ] = None,
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 300,
     lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine).")] = 1e-4,
@@ -84,6 +90,21 @@ def train(
         "\\n"
     ),
     name: Annotated[str | None, typer.Option(help="Reward name for rewardlab.json.")] = None,
+    max_length: Annotated[
+        int, typer.Option(min=8, help="orm on an encoder backbone: tokens per (prompt, text).")
+    ] = 256,
+    finetune_layers: Annotated[
+        int,
+        typer.Option(
+            min=-1,
+            help="orm on an encoder backbone (minilm or a BERT-style dir): after the head on "
+            "frozen features, fine-tune the encoder's top K blocks (-1 = all; 0 = frozen).",
+        ),
+    ] = 0,
+    finetune_steps: Annotated[
+        int, typer.Option(min=0, help="orm on an encoder: fine-tuning steps.")
+    ] = 0,
+    finetune_lr: Annotated[float, typer.Option(help="orm on an encoder: fine-tuning lr.")] = 2e-5,
     threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
 ) -> None:
     from rewardlab.cli.progress import console, progress_bar
@@ -109,6 +130,10 @@ def train(
         beta=beta,
         separator=codecs.decode(separator, "unicode_escape"),
         name=name,
+        max_length=max_length,
+        finetune_layers=finetune_layers,
+        finetune_steps=finetune_steps,
+        finetune_lr=finetune_lr,
     )
     with progress_bar(f"training {objective}", steps) as update:
         result = fn(cfg, update)
@@ -148,7 +173,9 @@ def report_md(objective: str, cfg: Any, result: Any) -> str:
     last = result.history[-1] if result.history else {}
     first = result.history[0] if result.history else {}
     skip = ("step", "lr", "seconds", "loss")
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in skip)
+    metrics = ", ".join(
+        f"{k} {v:.4f}" for k, v in last.items() if k not in skip and isinstance(v, int | float)
+    )
     return "\n".join(
         [
             f"# Reward model: `{objective}` -> recipe `{result.manifest.recipe}`",

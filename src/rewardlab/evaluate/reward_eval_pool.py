@@ -153,3 +153,147 @@ def evaluate_distance(
         baseline,
         {"n_prompts": len(prompts), "pool_size": len(resp[0])},
     )
+
+
+# ------------------------------------------------------------------------------ selection
+
+
+def read_selection_pool(
+    path: str | Path,
+) -> tuple[list[str], list[list[str]], np.ndarray, list[list[str | None]] | None]:
+    """(prompts, responses [P][N], correct bool [P, N], answers [P][N] or None) of a labelled
+    pool file: rows ``{"prompt", "responses": [...], "correct": [bool, ...], "answers"?:
+    [str | null, ...]}``. Every row must hold the same N (the estimators need a rectangle)."""
+    recs = read_records(path)
+    if not recs:
+        raise DataError(f"{path}: no rows")
+    prompts = [require_str(r, "prompt") for r in recs]
+    resp = [require_str_list(r, "responses") for r in recs]
+    n = len(resp[0])
+    correct, answers = [], []
+    for r, x in zip(recs, resp, strict=True):
+        if len(x) != n:
+            raise DataError(f"{r.where}: {len(x)} responses; every row needs the same N = {n}")
+        ok = r.data.get("correct")
+        if not isinstance(ok, list) or len(ok) != n or not all(isinstance(v, bool) for v in ok):
+            raise DataError(f"{r.where}: 'correct' must be a list of {n} booleans")
+        correct.append(ok)
+        a = r.data.get("answers")
+        if a is not None:
+            if not isinstance(a, list) or len(a) != n:
+                raise DataError(f"{r.where}: 'answers' must be a list of {n} strings or nulls")
+            if not all(v is None or isinstance(v, str) for v in a):
+                raise DataError(f"{r.where}: 'answers' must hold strings or nulls")
+            answers.append(list(a))
+    if answers and len(answers) != len(recs):
+        raise DataError(f"{path}: 'answers' is given on some rows only")
+    return prompts, resp, np.array(correct, dtype=bool), answers or None
+
+
+def answer_classes(answers: Sequence[Sequence[str | None]], same: Any | None = None) -> np.ndarray:
+    """int [P, N]: equal ids for equivalent answers within a row (numbered by first
+    appearance), -1 for no answer. ``same(a, b)`` decides equivalence (default: equal strings);
+    each answer is compared with one representative per class."""
+    out = np.full((len(answers), max((len(r) for r in answers), default=0)), -1, dtype=np.int64)
+    for i, row in enumerate(answers):
+        reps: list[str] = []
+        for j, a in enumerate(row):
+            if a is None:
+                continue
+            for cls, rep in enumerate(reps):
+                if a == rep or (same is not None and same(a, rep)):
+                    out[i, j] = cls
+                    break
+            else:
+                reps.append(a)
+                out[i, j] = len(reps) - 1
+    return out
+
+
+def vote_weights(scores: np.ndarray, how: str = "sigmoid") -> np.ndarray:
+    """Non-negative vote weights from reward scores: ``sigmoid`` (a logit ORM's P(correct)),
+    ``raw`` (scores already in [0, 1]: checked) or ``rank`` (1..N within each row)."""
+    s = np.asarray(scores, dtype=float)
+    if how == "sigmoid":
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-s))
+        return out
+    if how == "raw":
+        if (s[~np.isnan(s)] < 0).any():
+            raise ValueError("vote weights 'raw' need scores >= 0; use 'sigmoid' or 'rank'")
+        return s
+    if how == "rank":
+        return np.argsort(np.argsort(np.nan_to_num(s, nan=-np.inf), axis=1), axis=1) + 1.0
+    raise ValueError(f"unknown vote weights {how!r}: sigmoid | raw | rank")
+
+
+def evaluate_selection(
+    reward: Any,
+    path: str | Path,
+    *,
+    weights: str = "sigmoid",
+    n_boot: int = 1000,
+    seed: int = 0,
+    scores: np.ndarray | None = None,
+) -> EvalResult:
+    """Answer selection from a labelled pool of N responses per problem, by a reward model.
+
+    Metrics (all at k = N, with 95% percentile-bootstrap CIs resampling problems, one set of
+    draws for every column so the differences are paired): ``best_of_n`` (the reward's argmax),
+    ``weighted_majority`` (votes weighted by :func:`vote_weights`), ``auroc`` of the scores
+    against correctness over all responses (CI resampling problems), and the differences
+    ``diff/best_of_n-majority`` and ``diff/weighted_majority-majority``. Baselines (no reward):
+    ``majority`` (self-consistency), ``random_at_1`` (the mean correctness) and ``pass_at_n``
+    (the oracle's ceiling). Estimators: :mod:`rewardlab.evaluate.estimators` (exact
+    expectations over ties). Answers are the file's ``answers`` or, when absent, extracted by
+    Math-Verify (:class:`rewardlab.tasks.math_check.MathTask`) and grouped by equivalence.
+    ``scores`` [P, N] replaces the reward's scores (``reward`` then only names the result).
+    """
+    from rewardlab.evaluate.estimators import (
+        bon_at_k,
+        majority_at_k,
+        pass_at_k,
+        weighted_majority_at_k,
+    )
+    from rewardlab.evaluate.trust import step_auroc
+
+    prompts, resp, correct, answers = read_selection_pool(path)
+    p, n = correct.shape
+    task = None
+    if answers is None:
+        from rewardlab.tasks.math_check import MathTask
+
+        task = MathTask()
+        answers = [[task.extract_answer(t) for t in row] for row in resp]
+    ids = answer_classes(answers, task.same_answer if task is not None else None)
+    s = _pool_scores(reward, prompts, resp) if scores is None else np.asarray(scores, float)
+    if s.shape != (p, n):
+        raise ValueError(f"scores must be [{p}, {n}], got {s.shape}")
+    w = vote_weights(s, weights)
+    cols = {
+        "best_of_n": bon_at_k(s, correct, [n])[:, 0],
+        "weighted_majority": weighted_majority_at_k(ids, w, correct, [n], rng=seed)[:, 0],
+        "majority": majority_at_k(ids, correct, [n], rng=seed)[:, 0],
+        "random_at_1": pass_at_k(correct, [1])[:, 0],
+        "pass_at_n": pass_at_k(correct, [n])[:, 0],
+    }
+    cols["diff/best_of_n-majority"] = cols["best_of_n"] - cols["majority"]
+    cols["diff/weighted_majority-majority"] = cols["weighted_majority"] - cols["majority"]
+    names = list(cols)
+    mean, lo, hi = bootstrap_ci(np.stack([cols[k] for k in names], 1), n_boot=n_boot, rng=seed)
+    est = {k: Estimate(float(mean[j]), float(lo[j]), float(hi[j]), p) for j, k in enumerate(names)}
+    groups = np.repeat(np.arange(p), n)
+    au = step_auroc(s.ravel(), correct.ravel(), groups, n_boot, seed)
+    metrics = {k: est[k] for k in ("best_of_n", "weighted_majority")}
+    metrics["auroc"] = Estimate(float(au[0]), float(au[1]), float(au[2]), int(au[3]))
+    metrics.update({k: v for k, v in est.items() if k.startswith("diff/")})
+    baseline = {k: est[k] for k in ("majority", "random_at_1", "pass_at_n")}
+    details = {
+        "pool_size": n,
+        "n_problems": p,
+        "vote_weights": weights,
+        "answers": "file" if task is None else "extracted (Math-Verify)",
+        "no_answer_fraction": float((ids < 0).mean()),
+        "scores": s.tolist(),
+    }
+    name = str(getattr(reward, "name", reward))
+    return EvalResult("select", name, str(path), metrics, baseline, details)

@@ -21,6 +21,7 @@ BASELINE_LABEL = {
     "one_to_many": "rank by length",
     "overopt": "best-of-N by length / by gold (oracle)",
     "distance": "STARC distance to response length",
+    "select": "no reward: majority vote, random pick, oracle",
 }
 
 

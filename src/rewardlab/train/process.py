@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rewardlab.policies.prompts import PLAIN_PROMPT
 from rewardlab.rewards.implicit import log_ratio
@@ -43,6 +43,9 @@ from rewardlab.rewards.step_format import (
 )
 from rewardlab.train.loop import LoopConfig, fit
 from rewardlab.train.process_data import Batches, Example, load_outcome, load_stepwise
+
+if TYPE_CHECKING:
+    from rewardlab.train.encoder_orm import EncoderTrainResult
 
 Progress = Callable[[int, int], None]
 
@@ -105,6 +108,11 @@ class RMTrainConfig:
     weight_decay: float = 0.0
     log_every: int = 10
     cpu: bool = False
+    # orm on an encoder backbone (rewardlab.train.encoder_orm): token budget and fine-tuning
+    max_length: int = 256
+    finetune_layers: int = 0  # top-k blocks fine-tuned after the head; -1 = all; 0 = frozen
+    finetune_steps: int = 0
+    finetune_lr: float = 2e-5
 
     def __post_init__(self) -> None:
         if self.head not in ("classifier", "tag"):
@@ -233,8 +241,19 @@ def _acc(logits: Any, targets: Any) -> float:
     return float(((logits > 0).float() == (targets > 0.5).float()).float().mean())
 
 
-def train_orm(cfg: RMTrainConfig, progress: Progress | None = None) -> TrainResult:
-    """Outcome RM: sequence head (1 label) at the last token, BCE on the outcome label."""
+def train_orm(
+    cfg: RMTrainConfig, progress: Progress | None = None
+) -> TrainResult | EncoderTrainResult:
+    """Outcome RM: sequence head (1 label) at the last token, BCE on the outcome label.
+
+    On an encoder backbone (``"minilm"``, a BERT-style directory) this is the encoder ORM of
+    :func:`rewardlab.train.encoder_orm.train_encoder_orm` (frozen features + head, then optional
+    fine-tuning), which returns a result of the same shape.
+    """
+    from rewardlab.train.encoder_orm import is_encoder_backbone, train_encoder_orm
+
+    if is_encoder_backbone(cfg.backbone):
+        return train_encoder_orm(cfg, progress)
     model, tok = _load_backbone(cfg, "AutoModelForSequenceClassification", 1)
 
     def loss_fn(m: Any, b: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
