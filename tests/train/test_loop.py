@@ -45,3 +45,13 @@ def test_lr_schedules_by_hand() -> None:
         LoopConfig(schedule="step")
     with pytest.raises(ValueError, match="empty"):
         fit(torch.nn.Linear(1, 1), [], _mse, LoopConfig(steps=1, cpu=True))
+
+
+def test_an_infinite_gradient_is_an_error_not_a_silent_zero_step() -> None:
+    """Clipping an infinite norm scales every gradient to zero (or NaN): the step would change
+    nothing and training would go on as if it learned (how a near-zero-std feature hid)."""
+    x = torch.tensor([[1.0], [2.0]])
+    batches = [{"x": x / torch.tensor(1e-38) ** 2, "y": torch.zeros(2)}]  # inf inputs
+    model = torch.nn.Linear(1, 1)
+    with pytest.raises(FloatingPointError, match="step 1: the gradient norm is"):
+        fit(model, batches, _mse, LoopConfig(steps=3, cpu=True))

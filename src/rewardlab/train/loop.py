@@ -113,7 +113,12 @@ def fit(
                 loss, metrics = loss_fn(model, batch)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.grad_clip > 0:
-                    acc.clip_grad_norm_(params, cfg.grad_clip)
+                    norm = float(acc.clip_grad_norm_(params, cfg.grad_clip))
+                    if not math.isfinite(norm):  # clipping would turn it into a silent no-op step
+                        raise FloatingPointError(
+                            f"step {step + 1}: the gradient norm is {norm} (a loss or input "
+                            "that overflows: e.g. a feature divided by a near-zero std)"
+                        )
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             window.setdefault("loss", []).append(float(loss.detach()))
