@@ -61,9 +61,8 @@ def test_disable_dropout_trains_the_reward_that_is_scored(tmp_path: Path) -> Non
     """With ``disable_dropout`` the first training forward equals the eval-mode forward bit for
     bit (TRL's RewardTrainer default); without it BERT's dropout makes them differ; the
     dropout probabilities are back after ``fit``."""
-    from tinybert import build_tiny_bert
-
     from rewardlab.rewards.preference_rm import build_reward_model, pad_right
+    from tinybert import build_tiny_bert
 
     model, tok = build_reward_model(build_tiny_bert(tmp_path / "bert"), "seqcls", seed=0)
     texts = ["the cat sat on the mat", "a dog ran fast", "yes please", "no the dog is bad"]

@@ -52,14 +52,17 @@ def pooled_index(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
     that is not the pad token for ``seqcls`` (transformers' rule), the last masked-in token
     for ``value``."""
     if model.head == "value":
-        return attention_mask.long().sum(dim=1) - 1
+        last: torch.Tensor = attention_mask.long().sum(dim=1) - 1
+        return last
     pad = model.backbone.config.pad_token_id
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    return (positions * (input_ids != pad).int()).argmax(-1)
+    pooled: torch.Tensor = (positions * (input_ids != pad).int()).argmax(-1)
+    return pooled
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotate_half: Any) -> torch.Tensor:
-    return x * cos + rotate_half(x) * sin
+    rotated: torch.Tensor = x * cos + rotate_half(x) * sin
+    return rotated
 
 
 def _last_layer_at(
@@ -81,7 +84,7 @@ def _last_layer_at(
     out = torch.nn.functional.scaled_dot_product_attention(
         q, k, v, attn_mask=visible, scale=attn.scaling, enable_gqa=q.shape[1] != k.shape[1]
     )
-    h = hidden[rows, idx] + attn.o_proj(out.transpose(1, 2).reshape(b, -1))
+    h: torch.Tensor = hidden[rows, idx] + attn.o_proj(out.transpose(1, 2).reshape(b, -1))
     mlp: torch.Tensor = layer.mlp(layer.post_attention_layernorm(h))
     return h + mlp
 
