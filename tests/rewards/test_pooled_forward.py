@@ -68,6 +68,10 @@ def test_grouped_query_attention_and_pad_inside_a_text() -> None:
         full = model(ids, mask)
         fast = pooled_rewards(model, ids, mask)
     torch.testing.assert_close(fast, full, rtol=0, atol=1e-5)
+    model.backbone.config.pad_token_id = None  # one row: transformers reads the last token
+    with torch.inference_mode():
+        one = pooled_rewards(model, ids[:1], mask[:1])
+        torch.testing.assert_close(one, model(ids[:1], mask[:1]), rtol=0, atol=1e-5)
 
 
 def test_other_models_fall_back_to_the_full_forward(tiny_llama_dir: Path, tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ def pooled_index(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
         return last
     pad = model.backbone.config.pad_token_id
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    if pad is None:  # transformers reads the last position then (one row at a time)
+        return positions[-1].expand(input_ids.shape[0])
     pooled: torch.Tensor = (positions * (input_ids != pad).int()).argmax(-1)
     return pooled
 
