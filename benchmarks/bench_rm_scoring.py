@@ -235,7 +235,6 @@ def markdown(report: dict[str, Any]) -> str:
         "(methods take turns within each round).",
         machine_line(m),
         "",
-        "",
         "| method | wall s (all rounds) | texts/s | tokens/s | speed-up vs pipeline "
         "| CPU s | speed-up (CPU s) | max abs score diff |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
