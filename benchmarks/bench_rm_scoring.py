@@ -11,15 +11,24 @@ Methods:
 
 - ``PreferenceRM.score_texts``: texts sorted by token length, batches packed up to
   ``--max-tokens`` padded tokens (default 2048: small batches stay in cache on a CPU) and
-  ``--max-batch`` rows, under ``torch.inference_mode()``;
-- ``same, input order``: the same packing budget without sorting (what the sort buys);
+  ``--max-batch`` rows, under ``torch.inference_mode()``; on this Llama trunk the last layer
+  runs at the pooled token only and no attention mask is built
+  (:mod:`rewardlab.rewards.pooled_forward`);
+- ``same, full forward`` (``pooled=False``): every layer at every token, the mask passed
+  (``score_texts`` before the pooled forward);
+- ``same, input order``: the full forward with the same packing budget, without sorting
+  (what the sort buys);
 - ``pipeline("text-classification")``: the plain transformers loop RewardBench uses
   (``function_to_apply="none"``, ``batch_size=--pipeline-batch``, texts in input order).
 
 All methods must return the same scores (the max absolute difference is reported). Throughput
 counts real (non-pad) tokens. The methods take turns: one warm-up round, then ``--repeats``
-rounds; the median per method is reported. Writes benchmarks/results/rm_scoring.json and
-rm_scoring.md. Not a test.
+rounds; the median per method is reported, in wall seconds and in process CPU seconds (one
+torch thread: CPU time is what the work took when it ran, less affected by other jobs on a
+shared machine; the speed-ups are given for both). A ``torch.profiler`` pass per method then
+splits its CPU time into matmuls, the attention kernel, element-wise ops (norms, rotary,
+activations), other torch ops, and time outside torch ops (tokenizer, Python, collation).
+Writes benchmarks/results/rm_scoring.json and rm_scoring.md. Not a test.
 """
 
 from __future__ import annotations
@@ -76,7 +85,7 @@ def texts(count: int, seed: int = 0) -> list[str]:
 
 
 def unsorted(rm: PreferenceRM, batch_texts: Sequence[str]) -> np.ndarray:
-    """The same token budget, batches cut in input order (no sort)."""
+    """The same token budget, batches cut in input order (no sort), full forward."""
     ids = encode_texts(rm.tokenizer, batch_texts, rm.max_length)
     out = np.zeros(len(ids))
     with torch.inference_mode():
@@ -101,18 +110,52 @@ def with_pipeline(pipe: Any, batch_texts: Sequence[str], batch_size: int) -> np.
 
 def timed_round_robin(
     methods: dict[str, Callable[[], np.ndarray]], repeats: int
-) -> dict[str, tuple[float, np.ndarray]]:
-    """Median seconds and scores per method; the methods take turns in every round, so a
-    change in the machine's load hits all of them alike (one warm-up round first)."""
-    times: dict[str, list[float]] = {name: [] for name in methods}
+) -> dict[str, tuple[list[float], list[float], np.ndarray]]:
+    """Wall and CPU seconds of every round, and the scores, per method; the methods take turns
+    in every round, so a change in the machine's load hits all of them alike (one warm-up
+    round first)."""
+    wall: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
     scores: dict[str, np.ndarray] = {}
     for round_ in range(repeats + 1):
         for name, fn in methods.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             scores[name] = fn()
             if round_:
-                times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(times[name]), scores[name]) for name in methods}
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    return {name: (wall[name], cpu[name], scores[name]) for name in methods}
+
+
+ELEMENTWISE = "mul add sub div neg silu pow mean rsqrt cat where exp tanh sigmoid"
+CATEGORIES = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention": ("scaled_dot_product", "flash_attention", "aten::_softmax"),
+    "elementwise": tuple(f"aten::{op}" for op in ELEMENTWISE.split(" ")),
+}
+
+
+def profile_breakdown(fn: Callable[[], np.ndarray]) -> dict[str, float]:
+    """Seconds of one call split by kind of work (``torch.profiler`` self times, which are wall
+    times per op; the rest of the call's wall time is outside torch ops: tokenizer, Python,
+    collation). On a loaded machine every part stretches; the shares stay comparable."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        fn()
+        total = time.perf_counter() - start
+    out = dict.fromkeys([*CATEGORIES, "other torch ops"], 0.0)
+    for event in prof.key_averages():
+        secs = event.self_cpu_time_total / 1e6
+        kind = next(
+            (k for k, names in CATEGORIES.items() if any(n in event.key for n in names)),
+            "other torch ops",
+        )
+        out[kind] += secs
+    out["outside torch ops"] = max(0.0, total - sum(out.values()))
+    out["total"] = total
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,26 +171,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = texts(args.texts)
     n_tokens = sum(len(x) for x in encode_texts(tok, data, rm.max_length))
     pipe = pipeline("text-classification", model=model.backbone, tokenizer=tok, device="cpu")
+    full = PreferenceRM(
+        model, tok, max_tokens=args.max_tokens, max_batch=args.max_batch, pooled=False
+    )
     methods: dict[str, Callable[[], np.ndarray]] = {
         f"PreferenceRM.score_texts (length-sorted, <= {args.max_tokens} tokens/batch)": (
             lambda: rm.score_texts(data)
         ),
-        "same budget, input order (no sort)": lambda: unsorted(rm, data),
+        "same, full forward (pooled=False: all layers at all tokens, mask)": (
+            lambda: full.score_texts(data)
+        ),
+        "full forward, input order (no sort)": lambda: unsorted(rm, data),
         f'pipeline("text-classification"), batch_size={args.pipeline_batch}': (
             lambda: with_pipeline(pipe, data, args.pipeline_batch)
         ),
     }
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     reference = None
-    for name, (seconds, scores) in timed_round_robin(methods, args.repeats).items():
+    for name, (wall, cpu, scores) in timed_round_robin(methods, args.repeats).items():
         reference = scores if reference is None else reference
-        r = {"seconds": seconds, "texts_per_s": len(data) / seconds}
+        seconds = statistics.median(wall)
+        r: dict[str, Any] = {"seconds": seconds, "texts_per_s": len(data) / seconds}
         r["tokens_per_s"] = n_tokens / r["seconds"]
+        r["cpu_seconds"] = statistics.median(cpu)
+        r["seconds_all"] = [round(x, 2) for x in wall]
+        r["cpu_seconds_all"] = [round(x, 2) for x in cpu]
         r["max_abs_diff_vs_first"] = float(np.abs(scores - reference).max())
         results[name] = r
-    base = results[next(k for k in results if k.startswith("pipeline"))]["seconds"]
+    pipe_row = results[next(k for k in results if k.startswith("pipeline"))]
     for r in results.values():
-        r["speedup_vs_pipeline"] = base / r["seconds"]
+        r["speedup_vs_pipeline"] = pipe_row["seconds"] / r["seconds"]
+        r["cpu_speedup_vs_pipeline"] = pipe_row["cpu_seconds"] / r["cpu_seconds"]
+    profiles = {name: profile_breakdown(fn) for name, fn in methods.items()}  # after timing
     lengths = [len(x) for x in encode_texts(tok, data, rm.max_length)]
     return {
         "model": source,
@@ -165,6 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "machine": probe.record(),
         "results": results,
+        "profile_s": profiles,
     }
 
 
@@ -179,14 +235,31 @@ def markdown(report: dict[str, Any]) -> str:
         "(methods take turns within each round).",
         machine_line(m),
         "",
-        "| method | seconds | texts/s | tokens/s | speed-up vs pipeline | max abs score diff |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | wall s (all rounds) | texts/s | tokens/s | speed-up vs pipeline "
+        "| CPU s | speed-up (CPU s) | max abs score diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["results"].items():
+        rounds = ", ".join(f"{x:.1f}" for x in r["seconds_all"])
         lines.append(
-            f"| {name} | {r['seconds']:.2f} | {r['texts_per_s']:.0f} | {r['tokens_per_s']:.0f} "
-            f"| {r['speedup_vs_pipeline']:.2f}x | {r['max_abs_diff_vs_first']:.1e} |"
+            f"| {name} | {r['seconds']:.2f} ({rounds}) | {r['texts_per_s']:.0f} "
+            f"| {r['tokens_per_s']:.0f} | {r['speedup_vs_pipeline']:.2f}x "
+            f"| {r['cpu_seconds']:.2f} | {r['cpu_speedup_vs_pipeline']:.2f}x "
+            f"| {r['max_abs_diff_vs_first']:.1e} |"
         )
+    kinds = ["matmul", "attention", "elementwise", "other torch ops", "outside torch ops"]
+    lines += [
+        "",
+        "Where the time goes: seconds (share) of one profiled call per method (`torch.profiler` "
+        "self times, wall clock; element-wise = norms, rotary, activations, residual adds; "
+        "outside torch ops = tokenizer, Python, collation; the profiler adds its own overhead).",
+        "",
+        "| method | " + " | ".join(kinds) + " | total |",
+        "|---|" + "---:|" * (len(kinds) + 1),
+    ]
+    for name, p in report.get("profile_s", {}).items():
+        cells = " | ".join(f"{p[k]:.2f} ({p[k] / p['total']:.0%})" for k in kinds)
+        lines.append(f"| {name} | {cells} | {p['total']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

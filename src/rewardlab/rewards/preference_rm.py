@@ -17,8 +17,11 @@ only) and ``rewardlab.json`` with ``{"kind": "preference-rm", "loader": "<module
 
 Scoring sorts texts by token length and packs batches up to ``max_tokens`` padded tokens
 (``max_batch`` rows at most), under ``torch.inference_mode()``: little compute goes to padding.
-``max_tokens`` defaults to 2048 on a CPU (small batches stay in cache: 2.4x the throughput of a
-``pipeline`` loop in ``benchmarks/results/rm_scoring.md``) and 16384 on an accelerator.
+``max_tokens`` defaults to 2048 on a CPU (small batches stay in cache) and 16384 on an
+accelerator. On a Llama trunk with SDPA the last layer runs at the pooled token only and no
+attention mask is built (:mod:`rewardlab.rewards.pooled_forward`; ``pooled=False`` turns it
+off); ``benchmarks/results/rm_scoring.md`` has the throughput against a ``pipeline`` loop and
+where the time goes.
 
 >>> rm = PreferenceRM.from_dir("runs/rm-bt")  # doctest: +SKIP
 >>> rm.score(problems, candidates)[0].value  # doctest: +SKIP
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 
 from rewardlab.compute import Ledger
+from rewardlab.rewards.pooled_forward import pooled_rewards, supports_pooled_forward
 from rewardlab.types import Candidate, Problem, Score
 
 Head = Literal["seqcls", "value"]
@@ -202,6 +206,8 @@ class PreferenceRM:
 
     Score = the model's scalar output for ``template.format(prompt=problem.question,
     response=candidate.text)``. ``params`` is the parameter count (for compute accounting).
+    ``pooled`` (default on) computes a supported causal trunk's last layer at the pooled token
+    only (:mod:`rewardlab.rewards.pooled_forward`; the same scores to float rounding).
     """
 
     def __init__(
@@ -215,6 +221,7 @@ class PreferenceRM:
         max_tokens: int | None = None,
         max_batch: int = 64,
         ledger: Ledger | None = None,
+        pooled: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -224,6 +231,7 @@ class PreferenceRM:
         self.max_tokens = max_tokens
         self.max_batch = max_batch
         self.ledger = ledger
+        self.pooled = pooled
         self.params = param_count(model)
 
     @classmethod
@@ -251,10 +259,15 @@ class PreferenceRM:
         budget = self.max_tokens or (2048 if device.type == "cpu" else 16384)
         was_training = self.model.training
         self.model.eval()
+        forward = (
+            pooled_rewards
+            if self.pooled and supports_pooled_forward(self.model)
+            else lambda model, x, m: model(x, m)
+        )
         with torch.inference_mode():
             for batch in length_sorted_batches([len(x) for x in ids], budget, self.max_batch):
                 input_ids, mask = pad_right([ids[i] for i in batch], self.tokenizer.pad_token_id)
-                r = self.model(input_ids.to(device), mask.to(device))
+                r = forward(self.model, input_ids.to(device), mask.to(device))
                 out[batch] = r.cpu().numpy()
         self.model.train(was_training)
         if self.ledger is not None:
