@@ -70,6 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backbone", type=Path, default=None, help="default: the tiny policy")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "step_ablation")
     ap.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
+    ap.add_argument(
+        "--heldout-store",
+        type=Path,
+        default=None,
+        help="sample store of the held-out pool (default WORK/heldout_pool.sqlite; "
+        "runs/rm_diagnostics/pool.sqlite holds the same keys)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -85,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     log(f"training pool: {args.train_problems} problems (seed 1000) x {args.n}")
     train = sample(work / "train_pool.sqlite", 1000, args.train_problems, args.n)
     log(f"held-out pool: {args.heldout_problems} problems (seed 2000) x {args.n}")
-    held = sample(work / "heldout_pool.sqlite", 2000, args.heldout_problems, args.n)
+    held_store = args.heldout_store or work / "heldout_pool.sqlite"
+    held = sample(held_store, 2000, args.heldout_problems, args.n)
     sample_s = time.time() - t0
     cfg = S.AblationConfig(
         backbone=str((args.backbone or tiny_policy_dir()).resolve()),
@@ -104,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     S.plot_results(result, args.results / f"{stem}.png")
     summary = {
         "machine": machine,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("work", "results")},
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in ("work", "results", "heldout_store")
+        },
         "timings_s": {"sample": round(sample_s, 1), "total": round(total, 1)},
         "result": result.as_dict(),
     }

@@ -32,7 +32,7 @@ n)}`` with a 95% percentile-bootstrap interval (resampling the unit named in its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -469,13 +469,15 @@ def processbench_f1_ci(
             f"need three equal non-empty 1-D arrays, got {y.shape}, {p.shape}, {g.shape}"
         )
     seed = rng if isinstance(rng, int) else int(rng.integers(2**32))  # one draw for all three
+
+    def stat(name: str) -> Callable[[np.ndarray], float]:
+        def f(i: np.ndarray) -> float:
+            return float(getattr(processbench_f1(y[i].tolist(), p[i].tolist()), name))
+
+        return f
+
     out: dict[str, Stat] = {}
     for name in ("f1", "acc_error", "acc_correct"):
-        point, reps = grouped_replicates(
-            lambda i, k=name: float(getattr(processbench_f1(y[i], p[i]), k)),
-            g,
-            n_boot,
-            seed,
-        )
+        point, reps = grouped_replicates(stat(name), g, n_boot, seed)
         out[name] = (point, *_ci(point, reps), int(y.size))
     return out

@@ -154,7 +154,11 @@ def condition_metrics(
       ungraded last) with the step scores aggregated by ``agg``.
     """
     items = _distinct(problems, pool)
-    graded, first_err, labels, flat, groups = [], [], [], [], []
+    graded: list[list[float]] = []
+    first_err: list[int] = []
+    labels: list[bool] = []
+    flat: list[float] = []
+    groups: list[int] = []
     ungraded = 0
     for i, c in items:
         s = scores.get((i, c.text))
