@@ -117,6 +117,27 @@ def test_condition_metrics_of_a_blind_prm_and_ungraded_items() -> None:
     assert m2["bon@2/last"].value == 1.0
 
 
+def test_paired_deltas_of_the_exact_truth_against_a_blind_prm() -> None:
+    problems = _no_division(20, 2, (2, 4))
+    pool = _pool(problems)
+    exact = _exact_scores(problems, pool)
+    blind = {k: (0.5,) * len(v) for k, v in exact.items()}
+    d = S.paired_deltas(problems, pool, {"blind": blind, "exact": exact}, "blind", n_boot=50)
+    assert d["exact/step_auroc"].value == pytest.approx(0.5)  # 1.0 - 0.5
+    assert d["exact/bon@2/last"].value == pytest.approx(0.5)  # 1.0 - 0.5 (ties)
+    # every problem contributes the same difference: the paired interval has no width
+    assert d["exact/bon@2/min"].low == pytest.approx(0.5) == d["exact/bon@2/min"].high
+    assert "blind/step_auroc" not in d
+    with pytest.raises(ValueError, match="'full' was not scored"):
+        S.paired_deltas(problems, pool, {"exact": exact}, "full")
+
+
+def test_auroc_delta_by_hand() -> None:
+    # a orders the 2 positives over the 2 negatives (1.0); b ties all four (0.5)
+    e = S.auroc_delta([0.9, 0.8, 0.1, 0.2], [0.5] * 4, [True, True, False, False], [0, 0, 1, 1])
+    assert e.value == pytest.approx(0.5) and e.n == 4
+
+
 def test_processbench_f1_ci_by_hand() -> None:
     # errors at 2 and 0 predicted 2 and 1: acc_error 1/2; the error-free one right: acc 1;
     # F1 = 2 * 0.5 * 1 / 1.5 = 2/3; one group: every replicate is the same sample
@@ -158,6 +179,12 @@ def test_retrains_per_condition_and_resumes(tiny_llama_dir: Path, tmp_path: Path
     first = (tmp_path / "work" / "words" / "prm_train.jsonl").read_text()
     assert "=" not in first  # the words condition trained on no equation
     assert res.baseline["pass@1"].value == 0.5
+    assert res.details["delta_base"] == "math"  # no words+math condition in this run
+    assert {k for k in res.metrics if k.startswith("delta/")} == {
+        "delta/words/step_auroc",
+        "delta/words/bon@2/last",
+        "delta/words/bon@2/min",
+    }
     # a re-run trains and scores nothing, and gives the same numbers
     logs.clear()
     again = S.run_step_ablation(
@@ -172,5 +199,6 @@ def test_retrains_per_condition_and_resumes(tiny_llama_dir: Path, tmp_path: Path
     assert any("step 4/4" in m for m in logs)
     md = S.results_table(res)
     rows = [ln.split(" | ")[0] for ln in md.splitlines() if ln.startswith("| ")]
-    assert rows == ["| condition", "| math", "| words"] and "pass@1" in md
+    assert rows == ["| condition", "| math", "| words", "| condition", "| words"]  # + deltas
+    assert "pass@1" in md and "against `math`" in md
     assert S.plot_results(res, tmp_path / "a.png").stat().st_size > 1000

@@ -45,6 +45,7 @@ from rewardlab.evaluate import trust as T
 from rewardlab.evaluate.estimators import aggregate_steps, bon_at_k
 from rewardlab.evaluate.process import choose_threshold, predicted_first_error, split_dev_test
 from rewardlab.evaluate.reward_eval import Estimate, EvalResult
+from rewardlab.evaluate.rm_metrics import grouped_replicates, interval
 from rewardlab.evaluate.trust_eval import STEP_CONDITIONS, ablate_steps, pool_correct
 from rewardlab.rewards.oracle import step_labels
 from rewardlab.tasks.arith import check_steps
@@ -52,6 +53,8 @@ from rewardlab.types import Candidate, Problem
 
 Log = Callable[[str], None]
 AGGREGATES = ("last", "min")
+FULL = "words+math"
+"""The full steps: the paired differences (``delta/*``) are taken against this condition."""
 
 
 @dataclass(frozen=True)
@@ -183,17 +186,9 @@ def condition_metrics(
     preds = [predicted_first_error(graded[k], threshold) for k in test]
     pb = T.processbench_f1_ci([first_err[k] for k in test], preds, gi[test], n_boot, seed)
     metrics.update({k: Estimate(*v) for k, v in pb.items()})
-    correct = pool_correct(problems, pool)
-    n = correct.shape[1]
-    steps = [
-        np.asarray(scores.get((i, c.text), ()), dtype=float)
-        for i, cands in enumerate(pool)
-        for c in cands[:n]
-    ]
-    steps = [s if s.size and not np.isnan(s).any() else np.array([]) for s in steps]
+    n = min(len(c) for c in pool)
     for how in aggregates:
-        v = aggregate_steps(steps, how).reshape(correct.shape)  # type: ignore[arg-type]
-        per = bon_at_k(v, correct.astype(bool), [n])[:, 0]
+        per = bon_per_problem(problems, pool, scores, how)
         metrics[f"bon@{n}/{how}"] = Estimate(*T.mean_stats({"v": per}, n_boot, seed)["v"])
     details = {
         "solutions": len(items),
@@ -207,6 +202,91 @@ def condition_metrics(
         "n_test": int(test.size),
     }
     return metrics, details
+
+
+def bon_per_problem(
+    problems: Sequence[Problem],
+    pool: Sequence[Sequence[Candidate]],
+    scores: dict[tuple[int, str], tuple[float, ...]],
+    how: str,
+) -> np.ndarray:
+    """Best-of-N accuracy per problem [P] (N = the smallest pool; exact over ties,
+    :func:`rewardlab.evaluate.estimators.bon_at_k`), candidates valued by their step scores
+    aggregated by ``how``; an ungraded candidate ranks last."""
+    correct = pool_correct(problems, pool)
+    n = correct.shape[1]
+    steps = []
+    for i, cands in enumerate(pool):
+        for c in cands[:n]:
+            s = np.asarray(scores.get((i, c.text), ()), dtype=float)
+            ok = s.size == len(c.steps) and s.size > 0 and not np.isnan(s).any()
+            steps.append(s if ok else np.array([]))
+    v = aggregate_steps(steps, how).reshape(correct.shape)  # type: ignore[arg-type]
+    out: np.ndarray = bon_at_k(v, correct.astype(bool), [n])[:, 0]
+    return out
+
+
+def auroc_delta(
+    a: Sequence[float],
+    b: Sequence[float],
+    labels: Sequence[bool],
+    groups: Sequence[int],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Estimate:
+    """AUROC(a) − AUROC(b) on the same labelled steps, with a paired percentile CI over
+    resampled groups (replicates where a class is missing are left out)."""
+    av, bv, yv = np.asarray(a, float), np.asarray(b, float), np.asarray(labels, bool)
+    point, reps = grouped_replicates(
+        lambda k: T.auroc(av[k], yv[k]) - T.auroc(bv[k], yv[k]), np.asarray(groups), n_boot, seed
+    )
+    ok = reps[~np.isnan(reps)]
+    lo, hi = interval(point, ok)[1:] if ok.size else (math.nan, math.nan)
+    return Estimate(point, lo, hi, int(av.size))
+
+
+def paired_deltas(
+    problems: Sequence[Problem],
+    pool: Sequence[Sequence[Candidate]],
+    scores: dict[str, dict[tuple[int, str], tuple[float, ...]]],
+    base: str,
+    *,
+    aggregates: Sequence[str] = AGGREGATES,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """``<condition>/<metric>`` = metric(condition) − metric(``base``) for step AUROC and
+    best-of-N, with a paired CI: every replicate resamples problems once for both conditions.
+    Step AUROC is compared on the steps graded in both."""
+    if base not in scores:
+        raise ValueError(f"base condition {base!r} was not scored")
+    items = _distinct(problems, pool)
+    out: dict[str, Estimate] = {}
+    n = min(len(c) for c in pool)
+    for cond in scores:
+        if cond == base:
+            continue
+        a_s: list[float] = []
+        b_s: list[float] = []
+        y: list[bool] = []
+        g: list[int] = []
+        for i, c in items:
+            a, b = scores[cond].get((i, c.text)), scores[base].get((i, c.text))
+            if a is None or b is None or not len(a) == len(b) == len(c.steps):
+                continue
+            if any(math.isnan(v) for v in (*a, *b)):
+                continue
+            a_s.extend(a)
+            b_s.extend(b)
+            y.extend(step_labels(problems[i], c.steps))
+            g.extend([i] * len(a))
+        out[f"{cond}/step_auroc"] = auroc_delta(a_s, b_s, y, g, n_boot, seed)
+        for how in aggregates:
+            d = bon_per_problem(problems, pool, scores[cond], how) - bon_per_problem(
+                problems, pool, scores[base], how
+            )
+            out[f"{cond}/bon@{n}/{how}"] = Estimate(*T.mean_stats({"v": d}, n_boot, seed)["v"])
+    return out
 
 
 def pool_baselines(
@@ -361,6 +441,7 @@ def run_step_ablation(
         "heldout_problems": len(hp),
         "conditions": {},
     }
+    all_scores: dict[str, dict[tuple[int, str], tuple[float, ...]]] = {}
     for cond in cfg.conditions:
         ckpt, stamp = train_condition(cfg, cond, tp, tpool, say)
         say(f"{cond}: scoring the held-out pool")
@@ -376,12 +457,20 @@ def run_step_ablation(
             seed=cfg.seed,
         )
         metrics.update({f"{cond}/{k}": v for k, v in m.items()})
+        all_scores[cond] = scores
         details["conditions"][cond] = {
             "train": stamp,
             "heldout": d,
             "score_seconds": round(time.monotonic() - t0, 1),
         }
         say(f"{cond}: step AUROC {m['step_auroc'].value:.3f}, F1 {m['f1'].value:.3f}")
+    base = FULL if FULL in all_scores else cfg.conditions[0]
+    if len(all_scores) > 1:
+        deltas = paired_deltas(
+            hp, hpool, all_scores, base, aggregates=cfg.aggregates, n_boot=cfg.n_boot, seed=cfg.seed
+        )
+        metrics.update({f"delta/{k}": v for k, v in deltas.items()})
+        details["delta_base"] = base
     example = next((c for c in hpool[0] if c.steps), None) if hpool else None
     if example is not None:
         details["example"] = {
@@ -394,7 +483,9 @@ def run_step_ablation(
 def results_table(result: EvalResult) -> str:
     """The markdown table: one row per condition, every number with its 95% CI."""
     conds = list(result.details["conditions"])
-    bons = sorted({k.split("/", 1)[1] for k in result.metrics if "/bon@" in k})
+    bons = sorted(
+        {k.split("/", 1)[1] for k in result.metrics if "/bon@" in k and not k.startswith("delta/")}
+    )
     cols = ["ProcessBench F1", "step AUROC", *(b.replace("/", " ") for b in bons)]
     lines = [
         "| condition | " + " | ".join(cols) + " | train rows | final loss |",
@@ -421,7 +512,22 @@ def results_table(result: EvalResult) -> str:
             + " |"
         )
     base = " ; ".join(f"{k} {cell(v)}" for k, v in result.baseline.items())
-    return "\n".join(lines) + f"\n\nBaselines (held-out pool): {base}\n"
+    lines += ["", f"Baselines (held-out pool): {base}"]
+    ref = result.details.get("delta_base")
+    if ref:
+        deltas = sorted({k.split("/", 2)[2] for k in result.metrics if k.startswith("delta/")})
+        lines += [
+            "",
+            f"Paired differences against `{ref}` (problems resampled once for both):",
+            "",
+            "| condition | " + " | ".join(f"Δ {d.replace('/', ' ')}" for d in deltas) + " |",
+            "|---|" + "---|" * len(deltas),
+        ]
+        for c in conds:
+            if c != ref:
+                vals = [cell(result.metrics[f"delta/{c}/{d}"]) for d in deltas]
+                lines.append(f"| {c} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_results(result: EvalResult, path: Path) -> Path:
@@ -435,7 +541,9 @@ def plot_results(result: EvalResult, path: Path) -> Path:
     names = [
         "f1",
         "step_auroc",
-        *sorted({k.split("/", 1)[1] for k in result.metrics if "/bon@" in k}),
+        *sorted(
+            {k.split("/", 1)[1] for k in result.metrics if "/bon@" in k and "delta/" not in k}
+        ),
     ]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / len(conds)
