@@ -302,10 +302,14 @@ _WORDS = st.lists(
     min_size=1,
     max_size=6,
 ).map(" ".join)
-_EXPR = st.lists(st.integers(0, 999), min_size=2, max_size=4).flatmap(
-    lambda ns: st.lists(
-        st.sampled_from(["+", "-", "*", "/", "="]), min_size=len(ns) - 1, max_size=len(ns) - 1
-    ).map(lambda ops: " ".join(x for pair in zip(map(str, ns), [*ops, ""]) for x in pair).strip())
+_EXPR = st.lists(
+    st.tuples(st.sampled_from(["+", "-", "*", "/", "="]), st.integers(0, 999)),
+    min_size=1,
+    max_size=3,
+).flatmap(
+    lambda tail: st.integers(0, 999).map(
+        lambda first: " ".join([str(first), *(f"{op} {n}" for op, n in tail)])
+    )
 )
 
 

@@ -541,9 +541,7 @@ def plot_results(result: EvalResult, path: Path) -> Path:
     names = [
         "f1",
         "step_auroc",
-        *sorted(
-            {k.split("/", 1)[1] for k in result.metrics if "/bon@" in k and "delta/" not in k}
-        ),
+        *sorted({k.split("/", 1)[1] for k in result.metrics if "/bon@" in k and "delta/" not in k}),
     ]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / len(conds)
