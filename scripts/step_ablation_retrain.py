@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "step_ablation")
     ap.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
     ap.add_argument(
+        "--conditions",
+        default=",".join(S.STEP_CONDITIONS),
+        help="comma-separated; one process per condition can train them side by side (same "
+        "--work), then a run with all of them reuses every checkpoint and writes the table",
+    )
+    ap.add_argument(
         "--heldout-store",
         type=Path,
         default=None,
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         batch_size=args.batch_size,
         n_boot=args.n_boot,
+        conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
     )
     result = S.run_step_ablation(cfg, train, held, source="arith seed 2000", log=log)
     total = time.time() - t0
