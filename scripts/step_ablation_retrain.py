@@ -3,7 +3,7 @@ full steps (``words+math``), on the bare arithmetic (``math``) and on the words 
 (``words``); writes ``docs/results/step_ablation_retrain.{json,md,png}``.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/step_ablation_retrain.py \\
-        [--train-problems 400 --heldout-problems 160 --n 8 --steps 300]
+        [--train-problems 200 --heldout-problems 160 --n 8 --steps 120]
 
 1. Pools, through stores in ``--work`` (a re-run samples nothing): the shipped tiny policy at
    T = 1 on ``--train-problems`` ``arith`` problems of seed 1000 (the shipped RMs' training
@@ -59,10 +59,10 @@ def sample(store: Path, seed: int, problems: int, n: int) -> tuple[list[Any], li
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--train-problems", type=int, default=400)
+    ap.add_argument("--train-problems", type=int, default=200)
     ap.add_argument("--heldout-problems", type=int, default=160)
     ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=300, help="optimiser steps per condition")
+    ap.add_argument("--steps", type=int, default=120, help="optimiser steps per condition")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--n-boot", type=int, default=1000)

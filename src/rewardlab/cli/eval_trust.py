@@ -178,7 +178,7 @@ def step_ablation(
             "--backbone", exists=True, file_okay=False, help="With --retrain (default: tiny)."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="With --retrain.")] = 300,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="With --retrain.")] = 120,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="With --retrain.")] = 3e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     n_boot: BootOpt = 300,

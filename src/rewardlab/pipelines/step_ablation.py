@@ -64,7 +64,7 @@ class AblationConfig:
 
     backbone: str
     work: str
-    steps: int = 300
+    steps: int = 120
     lr: float = 3e-4
     batch_size: int = 16
     seed: int = 0
