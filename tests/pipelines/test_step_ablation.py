@@ -138,6 +138,18 @@ def test_auroc_delta_by_hand() -> None:
     assert e.value == pytest.approx(0.5) and e.n == 4
 
 
+def test_position_prior_by_hand() -> None:
+    # 3-operation problems, gold + wrong at step 1: at step 0 both good, from step 1 one of two
+    train = _no_division(5, 6, (3, 3))
+    held = _no_division(2, 7, (3, 3))
+    pool = _pool(held)
+    out = S.position_prior(train, _pool(train), held, pool)
+    assert out[(0, pool[0][0].text)] == (11 / 12, 6 / 12, 6 / 12, 6 / 12)  # (good+1)/(n+2)
+    assert out[(0, pool[0][1].text)] == out[(0, pool[0][0].text)]  # it reads no text
+    m, _ = S.condition_metrics(held, pool, out, n_boot=20)
+    assert m["bon@2/last"].value == 0.5  # a tie between the right and the wrong solution
+
+
 def test_processbench_f1_ci_by_hand() -> None:
     # errors at 2 and 0 predicted 2 and 1: acc_error 1/2; the error-free one right: acc 1;
     # F1 = 2 * 0.5 * 1 / 1.5 = 2/3; one group: every replicate is the same sample
@@ -199,6 +211,7 @@ def test_retrains_per_condition_and_resumes(tiny_llama_dir: Path, tmp_path: Path
     assert any("step 4/4" in m for m in logs)
     md = S.results_table(res)
     rows = [ln.split(" | ")[0] for ln in md.splitlines() if ln.startswith("| ")]
-    assert rows == ["| condition", "| math", "| words", "| condition", "| words"]  # + deltas
+    prior = "| no text (step index x #operations prior)"
+    assert rows == ["| condition", "| math", "| words", prior, "| condition", "| words"]
     assert "pass@1" in md and "against `math`" in md
     assert S.plot_results(res, tmp_path / "a.png").stat().st_size > 1000

@@ -53,6 +53,8 @@ from rewardlab.types import Candidate, Problem
 
 Log = Callable[[str], None]
 AGGREGATES = ("last", "min")
+PRIOR = "no text"
+"""The baseline that reads no step text (:func:`position_prior`), in ``baseline``."""
 FULL = "words+math"
 """The full steps: the paired differences (``delta/*``) are taken against this condition."""
 
@@ -289,6 +291,33 @@ def paired_deltas(
     return out
 
 
+def position_prior(
+    train_problems: Sequence[Problem],
+    train_pool: Sequence[Sequence[Candidate]],
+    problems: Sequence[Problem],
+    pool: Sequence[Sequence[Candidate]],
+) -> dict[tuple[int, str], tuple[float, ...]]:
+    """A scorer that reads no step text: step t of a solution to a k-operation problem scores
+    the training pool's Laplace-smoothed rate of good steps at index t among k-operation
+    problems, ``(good + 1) / (all + 2)``. What step AUROC and best-of-N give for position and
+    difficulty alone; keyed like :func:`condition_metrics`' ``scores``."""
+    good: dict[tuple[int, int], int] = {}
+    seen: dict[tuple[int, int], int] = {}
+    for p, cands in zip(train_problems, train_pool, strict=True):
+        k = len(p.meta["ops"])
+        for c in cands:
+            for t, y in enumerate(step_labels(p, c.steps) if c.steps else []):
+                good[(k, t)] = good.get((k, t), 0) + int(y)
+                seen[(k, t)] = seen.get((k, t), 0) + 1
+    out: dict[tuple[int, str], tuple[float, ...]] = {}
+    for i, c in _distinct(problems, pool):
+        k = len(problems[i].meta["ops"])
+        out[(i, c.text)] = tuple(
+            (good.get((k, t), 0) + 1) / (seen.get((k, t), 0) + 2) for t in range(len(c.steps))
+        )
+    return out
+
+
 def pool_baselines(
     pool_correct_matrix: np.ndarray, n_boot: int = 1000, seed: int = 0
 ) -> dict[str, Estimate]:
@@ -477,6 +506,16 @@ def run_step_ablation(
             c: list(ablate_steps(hp[0], example.steps, c)) for c in cfg.conditions
         }
     baseline = pool_baselines(pool_correct(hp, hpool), cfg.n_boot, cfg.seed)
+    prior, _ = condition_metrics(
+        hp,
+        hpool,
+        position_prior(tp, tpool, hp, hpool),
+        aggregates=cfg.aggregates,
+        dev_fraction=cfg.dev_fraction,
+        n_boot=cfg.n_boot,
+        seed=cfg.seed,
+    )
+    baseline.update({f"{PRIOR}/{k}": v for k, v in prior.items()})
     return EvalResult("step_ablation_retrain", "prm recipe", source, metrics, baseline, details)
 
 
@@ -511,7 +550,12 @@ def results_table(result: EvalResult) -> str:
             + (f"{loss:.3f}" if loss is not None else "")
             + " |"
         )
-    base = " ; ".join(f"{k} {cell(v)}" for k, v in result.baseline.items())
+    if f"{PRIOR}/f1" in result.baseline:
+        b = result.baseline
+        vals = [cell(b[f"{PRIOR}/f1"]), cell(b[f"{PRIOR}/step_auroc"])]
+        vals += [cell(b[f"{PRIOR}/{x}"]) for x in bons]
+        lines.append(f"| {PRIOR} (step index x #operations prior) | " + " | ".join(vals) + " | | |")
+    base = " ; ".join(f"{k} {cell(v)}" for k, v in result.baseline.items() if "/" not in k)
     lines += ["", f"Baselines (held-out pool): {base}"]
     ref = result.details.get("delta_base")
     if ref:
