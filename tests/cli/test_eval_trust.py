@@ -200,3 +200,54 @@ def test_contrast_and_position_with_the_shipped_prm(tmp_path: Path) -> None:
         ],
     )
     assert r3.exit_code != 0 and "lm:tiny" in r3.output
+
+
+def test_step_ablation_retrain_writes_results_and_resumes(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    train = _pool_file(tmp_path / "train.jsonl")
+    held = _pool_file(tmp_path / "held.jsonl", n=4)
+    out = tmp_path / "out"
+    args = [
+        "eval",
+        "step-ablation",
+        "--retrain",
+        "--train-pool",
+        str(train),
+        "--pool",
+        str(held),
+        "--backbone",
+        str(tiny_llama_dir),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        "--n-boot",
+        "20",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    res = json.loads((out / "step_ablation_retrain.json").read_text())
+    for cond in ("math", "words+math", "words"):
+        assert 0.0 <= res["metrics"][f"{cond}/step_auroc"]["value"] <= 1.0
+        assert res["details"]["conditions"][cond]["train"]["rows"] == 24
+    assert (out / "step_ablation_retrain.png").is_file()
+    assert "| words+math |" in (out / "step_ablation_retrain_table.md").read_text()
+    stamps = sorted((out / "work").glob("*/ablation.json"))
+    assert len(stamps) == 3
+    before = [p.stat().st_mtime_ns for p in stamps]
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert [p.stat().st_mtime_ns for p in stamps] == before  # nothing retrained
+    assert json.loads((out / "step_ablation_retrain.json").read_text())["metrics"] == res["metrics"]
+
+
+def test_step_ablation_retrain_needs_a_train_pool(tmp_path: Path) -> None:
+    pool = _pool_file(tmp_path / "pool.jsonl")
+    base = ["eval", "step-ablation", "--pool", str(pool), "--out", str(tmp_path / "o")]
+    result = runner.invoke(app, [*base, "--retrain"])
+    assert result.exit_code == 2 and "--train-pool" in result.output
+    result = runner.invoke(app, base)
+    assert result.exit_code == 2 and "--reward" in result.output

@@ -296,6 +296,71 @@ def test_strip_words_undoes_verbalise(seed: int, n_ops: int) -> None:
     assert words[-1] == steps[-1]  # the answer line is the same in every condition
 
 
+_TEXT = st.text(alphabet="0123456789 +-*/x=.:;,abcDEF\t", max_size=40)
+_WORDS = st.lists(
+    st.sampled_from(["Then", "Dev", "finds", "more", "apples", "are", "taken", "away", "of"]),
+    min_size=1,
+    max_size=6,
+).map(" ".join)
+_EXPR = st.lists(
+    st.tuples(st.sampled_from(["+", "-", "*", "/", "="]), st.integers(0, 999)),
+    min_size=1,
+    max_size=3,
+).flatmap(
+    lambda tail: st.integers(0, 999).map(
+        lambda first: " ".join([str(first), *(f"{op} {n}" for op, n in tail)])
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TEXT)
+def test_stripping_is_idempotent_and_total(text: str) -> None:
+    words, maths = E.strip_math(text), E.strip_words(text)
+    assert E.strip_math(words) == words
+    assert E.strip_words(maths) == maths
+    assert not E.MATH_RE.search(words)  # no arithmetic survives in the words condition
+    # every number of the input's expressions is kept, in order, by strip_words
+    if E.MATH_RE.search(text):
+        assert words  # a step stays a step (labels carry over)
+        found = re.findall(r"\d+", " ".join(E.MATH_RE.findall(text)))
+        assert re.findall(r"\d+", maths) == found
+    else:
+        assert maths == text and words == text  # nothing to strip: unchanged
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=_WORDS, expr=_EXPR, sep=st.sampled_from([": ", " ", ", "]))
+def test_stripping_splits_words_from_the_equation(words: str, expr: str, sep: str) -> None:
+    step = f"{words}{sep}{expr}"
+    assert E.strip_words(step) == expr  # the equation tokens, exactly
+    assert E.strip_math(step) == words  # the words, exactly
+    assert E.strip_math(expr) == E.NO_WORDS  # nothing but maths: a placeholder, not maths
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_ops=st.integers(1, 6), extra=st.integers(0, 2))
+def test_ablate_steps_keeps_the_step_count_and_leaks_no_arithmetic(
+    seed: int, n_ops: int, extra: int
+) -> None:
+    p = arith.generate(1, seed=seed, n_ops=(n_ops, n_ops))[0]
+    gold = arith.gold_steps(p)
+    # extra equation lines past the question's operations are not verbalised
+    steps = (*gold[:-1], *(f"{k} + 1 = {k + 1}" for k in range(extra)), gold[-1])
+    out = {c: E.ablate_steps(p, steps, c) for c in E.STEP_CONDITIONS}
+    assert all(len(v) == len(steps) for v in out.values())
+    assert out["math"] == steps  # words removed: the bare arithmetic again
+    assert not any(E.MATH_RE.search(s) for s in out["words"])
+    assert out["words"][-1] == out["math"][-1] == steps[-1]  # the answer line is kept
+    assert all(w != m for w, m in zip(out["words+math"][:n_ops], steps[:n_ops], strict=True))
+
+
+def test_ablate_steps_rejects_an_unknown_condition() -> None:
+    p = arith.generate(1, seed=0, n_ops=(2, 2))[0]
+    with pytest.raises(ValueError, match="unknown step condition 'numbers'"):
+        E.ablate_steps(p, arith.gold_steps(p), "numbers")
+
+
 def test_step_ablation_known_answer_with_the_exact_prm() -> None:
     problems = _no_division(10, 4, (2, 4))
     pool = _pool(problems, [[arith.gold_solution(p), _wrong_at(p, 1)] for p in problems])

@@ -5,6 +5,7 @@
     rewardlab eval scir          --reward genrm,implicit-prm --data pairs.jsonl --out DIR
     rewardlab eval bon-bias      --reward prm --pool pool.jsonl --out DIR
     rewardlab eval step-ablation --reward prm --pool pool.jsonl --out DIR
+    rewardlab eval step-ablation --retrain --train-pool train.jsonl --pool pool.jsonl --out DIR
     rewardlab eval ceiling       --reward prm,orm,oracle-prm:q=0.7 --pool pool.jsonl --out DIR
 
 Length bias and the per-subset / per-language breakdown are part of ``rewardlab eval
@@ -149,15 +150,54 @@ def bon_bias(
 
 
 def step_ablation(
-    reward: Annotated[str, typer.Option("--reward", help="PRM SPEC (needs score_steps).")],
     pool: PoolOpt,
     out: OutOpt,
+    reward: Annotated[
+        str | None, typer.Option("--reward", help="PRM SPEC to score (needs score_steps).")
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain",
+            help="Train one PRM per condition on --train-pool (the same recipe) and score "
+            "each on --pool under its own condition, instead of scoring --reward.",
+        ),
+    ] = False,
+    train_pool: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-pool",
+            exists=True,
+            dir_okay=False,
+            help="With --retrain: the labelled training pool (arith, same format as --pool).",
+        ),
+    ] = None,
+    backbone: Annotated[
+        Path | None,
+        typer.Option(
+            "--backbone", exists=True, file_okay=False, help="With --retrain (default: tiny)."
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="With --retrain.")] = 120,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="With --retrain.")] = 3e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     n_boot: BootOpt = 300,
     seed: SeedOpt = 0,
 ) -> None:
-    """Step ablation: bare arithmetic vs words + arithmetic vs words only (step AUROC)."""
-    check_spec(reward)
+    """Step ablation: bare arithmetic vs words + arithmetic vs words only (step AUROC).
+
+    With --retrain, one PRM per condition is trained (OUT/work/<condition>/, resumable) and
+    each is scored under its own condition: ProcessBench F1, step AUROC, best-of-N."""
     from rewardlab.cli.errors import usage_errors
+
+    if retrain:
+        if reward is not None or train_pool is None:
+            raise typer.BadParameter("--retrain takes --train-pool (and no --reward)")
+        _retrain(pool, train_pool, out, backbone, steps, lr, batch_size, n_boot, seed)
+        return
+    if reward is None:
+        raise typer.BadParameter("--reward SPEC is required (or --retrain --train-pool FILE)")
+    check_spec(reward)
     from rewardlab.evaluate.trust_eval import evaluate_step_ablation
 
     problems, cands = _pool(pool)
@@ -167,6 +207,42 @@ def step_ablation(
             raise ValueError(f"{reward!r} has no step scores: step ablations need a PRM")
     result = evaluate_step_ablation(r, problems, cands, source=str(pool), n_boot=n_boot, seed=seed)
     _finish(result, out, "step_ablation")
+
+
+def _retrain(
+    pool: Path,
+    train_pool: Path,
+    out: Path,
+    backbone: Path | None,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    n_boot: int,
+    seed: int,
+) -> None:
+    from rewardlab.cli.errors import usage_errors
+    from rewardlab.pipelines import step_ablation as S
+    from rewardlab.policies.registry import tiny_policy_dir
+
+    train = _pool(train_pool)
+    held = _pool(pool)
+    with usage_errors():
+        cfg = S.AblationConfig(
+            backbone=str((backbone or tiny_policy_dir()).resolve()),
+            work=str(out / "work"),
+            steps=steps,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            n_boot=n_boot,
+        )
+        result = S.run_step_ablation(
+            cfg, train, held, source=str(pool), log=lambda m: typer.echo(m, err=True)
+        )
+    _finish(result, out, "step_ablation_retrain")
+    (out / "step_ablation_retrain_table.md").write_text(S.results_table(result))
+    S.plot_results(result, out / "step_ablation_retrain.png")
+    typer.echo(S.results_table(result))
 
 
 def ceiling(
@@ -233,7 +309,10 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "contrast": (contrast, "Contrast-instruction consistency (RMC)."),
     "scir": (scir, "Judge vs implicit-reward agreement filtering (SCIR)."),
     "bon_bias": (bon_bias, "BoN-bias checks of a PRM: answer-only / truncated shortcuts."),
-    "step_ablation": (step_ablation, "PRM step scores with the words or the arithmetic removed."),
+    "step_ablation": (
+        step_ablation,
+        "PRM step scores with the words or the arithmetic removed (--retrain: one PRM each).",
+    ),
     "ceiling": (ceiling, "Rank correlation of RM accuracy and best-of-N gain (testbed)."),
 }
 """Command name -> (function, help), for mounting under ``rewardlab eval``."""

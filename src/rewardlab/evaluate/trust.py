@@ -32,7 +32,7 @@ n)}`` with a 95% percentile-bootstrap interval (resampling the unit named in its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -438,4 +438,46 @@ def rank_correlation_ci(
             ]
         )
         out[name] = (float(point), *_ci(float(point), reps), j)
+    return out
+
+
+# ----------------------------------------------------------------- ProcessBench F1 with a CI
+
+
+def processbench_f1_ci(
+    labels: Sequence[int],
+    preds: Sequence[int],
+    groups: np.ndarray,
+    n_boot: int = 1000,
+    rng: np.random.Generator | int = 0,
+) -> dict[str, Stat]:
+    """ProcessBench's ``f1``, ``acc_error`` and ``acc_correct`` (Zheng et al. 2024, see
+    :func:`rewardlab.evaluate.process.processbench_f1`) from true and predicted first errors
+    (-1: none), with a CI that resamples problems (``groups``: all solutions of a problem
+    together). ``n`` is the number of items.
+
+    >>> out = processbench_f1_ci([-1, 2, 0], [-1, 2, 1], np.array([0, 1, 2]), n_boot=10)
+    >>> round(out["f1"][0], 4), out["acc_error"][0], out["acc_correct"][0]
+    (0.6667, 0.5, 1.0)
+    """
+    from rewardlab.evaluate.process import processbench_f1
+    from rewardlab.evaluate.rm_metrics import grouped_replicates
+
+    y, p, g = np.asarray(labels), np.asarray(preds), np.asarray(groups)
+    if not y.shape == p.shape == g.shape or y.ndim != 1 or y.size == 0:
+        raise ValueError(
+            f"need three equal non-empty 1-D arrays, got {y.shape}, {p.shape}, {g.shape}"
+        )
+    seed = rng if isinstance(rng, int) else int(rng.integers(2**32))  # one draw for all three
+
+    def stat(name: str) -> Callable[[np.ndarray], float]:
+        def f(i: np.ndarray) -> float:
+            return float(getattr(processbench_f1(y[i].tolist(), p[i].tolist()), name))
+
+        return f
+
+    out: dict[str, Stat] = {}
+    for name in ("f1", "acc_error", "acc_correct"):
+        point, reps = grouped_replicates(stat(name), g, n_boot, seed)
+        out[name] = (point, *_ci(point, reps), int(y.size))
     return out

@@ -170,6 +170,12 @@ def truncated(steps: Sequence[str]) -> tuple[str, ...] | None:
     return (*eqs[: len(eqs) // 2], *ans)
 
 
+STEP_CONDITIONS = ("math", "words+math", "words")
+"""Step ablation conditions (:func:`ablate_steps`): the testbed's bare arithmetic (what the
+shipped PRMs were trained on), the same steps with the question's words in front
+(:func:`verbalise`), and those steps with the arithmetic stripped (:func:`strip_math`).
+:func:`strip_words` of ``words+math`` is ``math`` again, exactly."""
+
 _SENT = re.compile(r"(?<=[.?!])\s+")
 MATH_RE = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[-+*/x×÷=]\s*-?\d+(?:\.\d+)?)+")
 """A maths expression: numbers joined by operators or ``=`` (``114 + 78 = 192``)."""
@@ -205,15 +211,46 @@ def strip_words(step: str) -> str:
     return " ".join(found) if found else step
 
 
-def strip_math(step: str) -> str:
-    """The step with its maths expressions removed (the words only); kept as is when it has
-    no expression or nothing but one.
+NO_WORDS = "..."
+"""What :func:`strip_math` leaves of a step that is nothing but maths (the step stays a step,
+so its label carries over, and no arithmetic is left in the words-only condition)."""
 
-    >>> strip_math("Then Dev finds 78 more: 114 + 78 = 192")
-    'Then Dev finds 78 more'
+
+def strip_math(step: str) -> str:
+    """The step's words: every maths expression removed (until none is left), whitespace
+    collapsed, ``" :;,"`` trimmed at the ends. A step without an expression is returned as is
+    (the answer line keeps its words and number); a step that is nothing but maths becomes
+    :data:`NO_WORDS`. Idempotent; the result never contains a :data:`MATH_RE` match.
+
+    >>> strip_math("Then Dev finds 78 more: 114 + 78 = 192"), strip_math("531 - 18 = 413")
+    ('Then Dev finds 78 more', '...')
     """
-    rest = re.sub(r"\s+", " ", MATH_RE.sub("", step)).strip(" :;,")
-    return rest if rest and rest != step.strip() else step
+    if not MATH_RE.search(step):
+        return step
+    rest = step
+    while MATH_RE.search(rest):  # removing one expression can join two numbers into another
+        rest = MATH_RE.sub(" ", rest)
+    rest = re.sub(r"\s+", " ", rest).strip(" :;,")
+    return rest or NO_WORDS
+
+
+def ablate_steps(problem: Problem, steps: Sequence[str], condition: str) -> tuple[str, ...]:
+    """The steps under one of the :data:`STEP_CONDITIONS` of Ma et al. 2025 ("What are
+    step-level reward models rewarding?"), one output step per input step (so step labels carry
+    over): ``words+math`` = :func:`verbalise` (the full steps), ``math`` = :func:`strip_words`
+    of those (the words removed: the testbed's bare arithmetic again), ``words`` =
+    :func:`strip_math` of those (the arithmetic removed).
+
+    Raises:
+        ValueError: an unknown condition, or a question with fewer sentences than operations.
+    """
+    if condition not in STEP_CONDITIONS:
+        raise ValueError(f"unknown step condition {condition!r}; expected one of {STEP_CONDITIONS}")
+    full = verbalise(problem, steps)
+    if condition == "words+math":
+        return full
+    fn = strip_words if condition == "math" else strip_math
+    return tuple(fn(s) for s in full)
 
 
 # --------------------------------------------------------------------------- pool scoring
@@ -325,13 +362,6 @@ def _is_right(problem: Problem, c: Candidate) -> bool:
     return check_steps(problem, "\n".join(c.steps)).correct
 
 
-STEP_CONDITIONS = ("math", "words+math", "words")
-"""Step ablation conditions: the testbed's bare arithmetic (what the shipped PRMs were trained
-on), the same steps with the question's words in front (:func:`verbalise`), and those steps
-with the arithmetic stripped (:func:`strip_math`). :func:`strip_words` of ``words+math`` is
-``math`` again, exactly."""
-
-
 def evaluate_step_ablation(
     reward: Any,
     problems: Sequence[Problem],
@@ -356,12 +386,12 @@ def evaluate_step_ablation(
         raise TypeError(f"{_name(reward)} has no score_steps: step ablations need a PRM")
     items = _distinct(problems, pool)
     probs = [problems[i] for i, _ in items]
-    variants = {
-        "math": [tuple(c.steps) for _, c in items],
-        "words+math": [verbalise(p, c.steps) for p, (_, c) in zip(probs, items, strict=True)],
-    }
-    variants["words"] = [tuple(strip_math(s) for s in v) for v in variants["words+math"]]
-    back = [tuple(strip_words(s) for s in v) for v in variants["words+math"]]
+    variants = {"math": [tuple(c.steps) for _, c in items]}
+    for cond in STEP_CONDITIONS[1:]:
+        variants[cond] = [
+            ablate_steps(p, c.steps, cond) for p, (_, c) in zip(probs, items, strict=True)
+        ]
+    back = [ablate_steps(p, c.steps, "math") for p, (_, c) in zip(probs, items, strict=True)]
     exact_back = sum(
         b == tuple(s.strip() for s in m) for b, m in zip(back, variants["math"], strict=True)
     )
