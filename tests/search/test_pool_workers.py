@@ -66,8 +66,21 @@ def solo(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_two_sample_processes_sample_each_chunk_once(
     tiny_llama_dir: Path, tmp_path: Path, solo: Path
 ) -> None:
+    """So that both get a share however the machine schedules their start-up (under load one
+    could finish everything before the other had loaded its model), the first is paused
+    (SIGSTOP) while it holds a chunk until the second holds another."""
     shared = tmp_path / "shared"
-    a, b = _sample_cli(shared, tiny_llama_dir), _sample_cli(shared, tiny_llama_dir)
+    shared.mkdir()
+    env = {**ENV, "REWARDLAB_LEASE_TTL": "600"}  # the paused worker keeps its chunk
+    store = SampleStore(shared / "pool.sqlite")
+    a = _sample_cli(shared, tiny_llama_dir, env=env)
+    _wait_for_lease(store, a)
+    os.kill(a.pid, signal.SIGSTOP)
+    b = _sample_cli(shared, tiny_llama_dir, env=env)
+    try:
+        _wait_for_lease(store, b)
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
     (done_a, total_a), (done_b, total_b) = _chunks(a), _chunks(b)
     assert total_a == total_b == 4
     assert done_a + done_b == 4  # together, the model calls of one run (the solo run's 4)
