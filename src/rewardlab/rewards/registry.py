@@ -44,6 +44,8 @@ REWARDS: dict[str, str] = {
     "seqcls-rm": "rewardlab.rewards.presets.outcome:load_seqcls_rm",
     "armorm": "rewardlab.rewards.presets.outcome:load_armorm",
     "eurus-prm": "rewardlab.rewards.presets.eurus:load_eurus_prm",
+    # Qwen2.5-Math-PRM's recipe on vLLM's pooling engine (GPU, optional extra rewardlab[vllm])
+    "vllm-prm": "rewardlab.rewards.presets.vllm_prm:load_vllm_prm",
     "dpo-implicit": "rewardlab.rewards.dpo_implicit:load_dpo_implicit",
     "vpl": "rewardlab.rewards.pref_models:load_vpl",
     "hrm": "rewardlab.rewards.hrm:load_hrm",

@@ -1,0 +1,268 @@
+"""The ``vllm`` backend's pure parts, without vLLM (it needs a GPU; it is not installed here).
+
+vLLM's outputs are stood in for by the dataclasses below, shaped field for field like
+``vllm.outputs.CompletionOutput`` / ``RequestOutput`` and ``vllm.logprobs.Logprob`` (the fields
+the backend reads; docs/backends.md lists them). Where numbers matter they are real: the prompt
+log-probabilities come from the tiny Llama's own forward pass, and are read back at the positions
+the ``hf`` backend scores. The engine itself runs in ``scripts/device/vllm_e2e.py`` on a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rewardlab.compute import Ledger
+from rewardlab.pipelines.scale_job import check_policy
+from rewardlab.policies import vllm_backend as vb
+from rewardlab.policies.hf import HFPolicy
+from rewardlab.policies.hf_scoring import continuation_ids, continuation_logprobs
+from rewardlab.policies.registry import BACKENDS, load_policy
+from rewardlab.types import Sampling
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+@dataclass
+class Logprob:  # vllm.logprobs.Logprob
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+@dataclass
+class CompletionOutput:  # vllm.outputs.CompletionOutput
+    index: int
+    text: str
+    token_ids: list[int]
+    cumulative_logprob: float | None
+    logprobs: list[dict[int, Logprob]] | None
+    finish_reason: str | None = None
+    stop_reason: int | str | None = None
+
+
+@dataclass
+class RequestOutput:  # vllm.outputs.RequestOutput (the fields read)
+    request_id: str
+    prompt: str | None
+    prompt_token_ids: list[int]
+    prompt_logprobs: list[dict[int, Logprob] | None] | None
+    outputs: list[CompletionOutput] = field(default_factory=list)
+    finished: bool = True
+    num_cached_tokens: int | None = None
+
+
+def _out(index: int, tokens: list[int], lps: list[float] | None, text: str = "x", **kw: Any) -> Any:
+    table = None if lps is None else [{t: Logprob(v, 1)} for t, v in zip(tokens, lps, strict=True)]
+    return CompletionOutput(index, text, tokens, None, table, **{"finish_reason": "stop", **kw})
+
+
+# -- spec ------------------------------------------------------------------------------------
+
+
+def test_spec_defaults_aliases_and_types() -> None:
+    cfg = vb.parse_spec("path=/m/qwen, dtype=bfloat16,params=1.5B,max_model_len=4096")
+    got = (cfg.model, cfg.dtype, cfg.params, cfg.max_model_len)
+    assert got == ("/m/qwen", "bfloat16", 1_500_000_000, 4096)
+    assert cfg.enable_prefix_caching is True  # on unless asked off
+    assert vb.parse_spec("model=m,enable_prefix_caching=false").enable_prefix_caching is False
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("dtype=float16", "lacks model"),
+        ("model=m,dtyp=float16", "did you mean 'dtype'"),
+        ("model=m,model=n", "given twice"),
+        ("model=m,seed=x", "seed must be an integer"),
+        ("model=m,gpu_memory_utilization=1.5", "gpu_memory_utilization must be in (0, 1]"),
+        ("model=m,dtype=int8", "dtype must be one of"),
+        ("model=m,enable_prefix_caching=maybe", "true or false"),
+        ("model=m,logprobs", "is not key=value"),
+    ],
+)
+def test_bad_specs_name_the_problem(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        vb.parse_spec(spec)
+
+
+@given(
+    dtype=st.sampled_from(["auto", "float16", "bfloat16", "float32"]),
+    util=st.floats(0.05, 1.0),
+    tp=st.integers(1, 8),
+    lp=st.integers(0, 20),
+    seed=st.integers(0, 2**31 - 1),
+    cache=st.booleans(),
+)
+def test_spec_round_trips(
+    dtype: str, util: float, tp: int, lp: int, seed: int, cache: bool
+) -> None:
+    spec = (
+        f"model=/m/x,dtype={dtype},gpu_memory_utilization={util!r},tensor_parallel_size={tp},"
+        f"logprobs={lp},seed={seed},enable_prefix_caching={str(cache).lower()}"
+    )
+    want = vb.VLLMConfig("/m/x", dtype=dtype, gpu_memory_utilization=util,
+                         tensor_parallel_size=tp, logprobs=lp, seed=seed,
+                         enable_prefix_caching=cache)  # fmt: skip
+    assert vb.parse_spec(spec) == want
+    kwargs = vb.engine_kwargs(want)
+    assert kwargs["enable_prefix_caching"] is cache
+    assert kwargs["model"] == kwargs["tokenizer"] == "/m/x"
+    assert "max_model_len" not in kwargs  # the model's own unless given
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def test_sampling_kwargs_map_every_field() -> None:
+    params = Sampling(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=5)
+    got = vb.sampling_kwargs(params, 4, 123, ["\n", ""], logprobs=2)
+    assert got == {
+        "n": 4, "temperature": 0.7, "top_p": 0.9, "max_tokens": 64, "seed": 123,
+        "stop": ["\n"], "include_stop_str_in_output": True, "logprobs": 2,
+    }  # fmt: skip
+    assert set(got) <= set(vb.SAMPLING_FIELDS)
+    plain = vb.sampling_kwargs(Sampling(temperature=0.0), 1, 0, (), logprobs=0, prompt_logprobs=1)
+    assert "stop" not in plain and "logprobs" not in plain and plain["prompt_logprobs"] == 1
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        vb.sampling_kwargs(params, 0, 0)
+
+
+@given(seed=st.integers(0, 2**40), ids=st.lists(st.integers(0, 50_000), min_size=1, max_size=30))
+def test_request_seeds_are_31_bit_and_follow_seed_and_prompt(seed: int, ids: list[int]) -> None:
+    s = vb.request_seed(seed, ids)
+    assert 0 <= s < 2**31 and s == vb.request_seed(seed, ids)
+    assert len({vb.request_seed(seed + k, ids) for k in range(4)}) >= 3
+    assert len({vb.request_seed(seed, [*ids, k]) for k in range(4)}) >= 3
+
+
+def test_prompt_ids_and_continuation_split_are_the_hf_backends(tiny_policy: HFPolicy) -> None:
+    tok = tiny_policy.tokenizer
+    prefix = tiny_policy.format_prompt("What is 3 + 4?")
+    for cont in ("3 + 4 = 7\n", " 7", "=7"):
+        assert vb.encode_prompt(tok, prefix) == tiny_policy._encode(prefix)
+        ids, start = vb.split_continuation(tok, prefix, cont)
+        head, tail = continuation_ids(tiny_policy, prefix, cont)
+        assert (ids, start) == (head + tail, len(head))
+
+
+def test_param_count_from_safetensors_headers(tiny_llama_dir: Path, tiny_policy: HFPolicy) -> None:
+    want = sum(p.numel() for p in tiny_policy.model.parameters())
+    assert vb.safetensors_params(tiny_llama_dir) == want
+    with pytest.raises(FileNotFoundError, match="params=COUNT"):
+        vb.safetensors_params(tiny_llama_dir.parent)
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+
+def test_completions_in_index_order_with_logprobs_and_costs() -> None:
+    req = RequestOutput(
+        "r", None, [1, 2, 3, 4],
+        None,
+        [_out(1, [7, 8], [-0.5, -1.5], "b\n", finish_reason="length"), _out(0, [9], [-0.25], "a")],
+        num_cached_tokens=3,
+    )  # fmt: skip
+    got = vb.completions_of(req, 2)
+    assert [c.text for c in got] == ["a", "b\n"]
+    assert [c.logprobs for c in got] == [(-0.25,), (-0.5, -1.5)]
+    assert [c.generated_tokens for c in got] == [1, 2]
+    assert [c.finish_reason for c in got] == ["stop", "length"]
+    assert all(c.prompt_tokens == 4 for c in got)
+    cost = vb.call_cost([req, RequestOutput("s", None, [1, 2], None, [_out(0, [5], None)])])
+    # logical prompt tokens per sample (4 x 2 + 2 x 1); computed per request minus cache hits
+    assert cost == vb.CallCost(10, 1 + 2, 3, 3 + 1)
+
+
+def test_a_sampled_token_missing_from_its_logprobs_is_named() -> None:
+    bad = CompletionOutput(0, "a", [5, 6], None, [{5: Logprob(-1.0)}, {9: Logprob(-2.0)}], "stop")
+    with pytest.raises(vb.VLLMOutputError, match="completion 0, token 1: token 6 is not among"):
+        vb.sampled_logprobs(bad)
+    short = CompletionOutput(0, "a", [5, 6], None, [{5: Logprob(-1.0)}], "stop")
+    with pytest.raises(vb.VLLMOutputError, match="1 logprob positions for 2 tokens"):
+        vb.sampled_logprobs(short)
+
+
+def test_wrong_count_and_aborted_requests_are_errors() -> None:
+    req = RequestOutput("r", None, [1], None, [_out(0, [2], None), _out(2, [3], None)])
+    with pytest.raises(vb.VLLMOutputError, match=r"asked for 2 completions, got indices \[0, 2\]"):
+        vb.completions_of(req, 2)
+    aborted = RequestOutput("r", None, [1], None, [_out(0, [2], None, finish_reason="abort")])
+    with pytest.raises(vb.VLLMOutputError, match="finished with 'abort'"):
+        vb.completions_of(aborted, 1)
+
+
+def test_the_stop_string_is_kept_in_the_text() -> None:
+    kept = RequestOutput("r", None, [1], None, [_out(0, [2, 3], None, "x = 1\n", stop_reason="\n")])
+    assert vb.completions_of(kept, 1, ["\n"])[0].text == "x = 1\n"
+    dropped = RequestOutput("r", None, [1], None, [_out(0, [2], None, "x = 1", stop_reason="\n")])
+    assert vb.completions_of(dropped, 1, ["\n"])[0].text == "x = 1\n"  # put back
+    eos = RequestOutput("r", None, [1], None, [_out(0, [2], None, "x = 1", stop_reason=None)])
+    assert vb.completions_of(eos, 1, ["\n"])[0].text == "x = 1"  # an end of sequence adds nothing
+    token = RequestOutput("r", None, [1], None, [_out(0, [2], None, "x", stop_reason=128009)])
+    assert vb.completions_of(token, 1, ["\n"])[0].text == "x"  # a stop token id is not text
+
+
+def _prompt_logprobs_of(model: Any, ids: list[int]) -> list[dict[int, Logprob] | None]:
+    """What vLLM's ``prompt_logprobs=1`` holds for ``ids``, computed from the model: per
+    position t >= 1 the prompt token's log p(ids[t] | ids[:t]) and the top-1 token's."""
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+    table: list[dict[int, Logprob] | None] = [None]
+    for t in range(1, len(ids)):
+        row = logp[t - 1]
+        top = int(row.argmax())
+        table.append({top: Logprob(float(row[top]), 1), ids[t]: Logprob(float(row[ids[t]]))})
+    return table
+
+
+def test_prompt_logprobs_read_at_the_hf_backends_positions(tiny_policy: HFPolicy) -> None:
+    tok = tiny_policy.tokenizer
+    prefixes = [tiny_policy.format_prompt(q) for q in ("What is 3 + 4?", "What is 9 - 2?")]
+    conts = ["3 + 4 = 7\n", "9 - 2 = 7\nThe answer is 7"]
+    want = continuation_logprobs(tiny_policy, prefixes, conts)
+    for prefix, cont, expected in zip(prefixes, conts, want, strict=True):
+        ids, start = vb.split_continuation(tok, prefix, cont)
+        req = RequestOutput("r", None, ids, _prompt_logprobs_of(tiny_policy.model, ids),
+                            [_out(0, [0], None)])  # fmt: skip
+        got = vb.prompt_token_logprobs(req, start)
+        assert len(got) == len(expected) == len(ids) - start
+        assert got == pytest.approx(expected, abs=1e-5)
+        assert all(math.isfinite(v) and v <= 0 for v in got)
+
+
+def test_prompt_logprobs_missing_is_named() -> None:
+    req = RequestOutput("r", None, [1, 2, 3], None, [_out(0, [0], None)])
+    with pytest.raises(vb.VLLMOutputError, match="was prompt_logprobs set"):
+        vb.prompt_token_logprobs(req, 1)
+    with pytest.raises(ValueError, match=r"start must be in 1\.\.2"):
+        vb.prompt_token_logprobs(req, 0)
+
+
+# -- registry and the missing extra ----------------------------------------------------------
+
+
+def test_registered_and_checked_without_an_engine(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    assert BACKENDS["vllm"] == "rewardlab.policies.vllm_backend:load_vllm_policy"
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        check_policy(f"vllm:model={tmp_path / 'absent'}")
+    with pytest.raises(FileNotFoundError, match=r"has no config\.json"):
+        check_policy(f"vllm:model={tmp_path}")
+    with pytest.raises(ValueError, match="did you mean 'dtype'"):
+        check_policy(f"vllm:model={tiny_llama_dir},dtyp=float16")
+
+
+@pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed: the missing-extra error cannot happen")
+def test_without_vllm_the_error_names_the_extra(tiny_llama_dir: Path) -> None:
+    with pytest.raises(vb.VLLMMissingError, match=r"pip install 'rewardlab\[vllm\]'"):
+        check_policy(f"vllm:model={tiny_llama_dir}")
+    with pytest.raises(vb.VLLMMissingError, match=r"rewardlab\[vllm\]"):
+        load_policy(f"vllm:model={tiny_llama_dir}", ledger=Ledger(), device="cpu")
