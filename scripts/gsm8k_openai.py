@@ -116,8 +116,11 @@ def transformers_serve(model_dir: Path, log: Path) -> Iterator[str]:
                 proc.wait(5)
 
 
-def policy_spec(url: str, model: str, template: Path | None, concurrency: int) -> str:
+def policy_spec(
+    url: str, model: str, template: Path | None, concurrency: int, timeout_s: float
+) -> str:
     parts = [f"base_url={url}", f"model={model}", "params=135M", f"concurrency={concurrency}"]
+    parts.append(f"timeout_s={timeout_s:g}")
     if template is not None:
         parts.append(f"template={template}")
     return "openai:" + ",".join(parts)
@@ -247,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--concurrency", type=int, default=1)
+    # one request generates up to --max-new-tokens on a CPU another 6 jobs share: minutes, not
+    # the backend's default 120 s (a timed-out request is retried and computed again)
+    ap.add_argument("--timeout-s", type=float, default=900.0)
     ap.add_argument("--work", default=str(ROOT / "runs" / "gsm8k_openai"))
     ap.add_argument("--results", default=str(ROOT / "docs" / "results" / "gsm8k_openai"))
     ap.add_argument("--url", help="an OpenAI-compatible server already running (its /v1 URL)")
@@ -265,13 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     probe = MachineProbe()
     if args.url is not None:
         template = Path(args.template) if args.template else None
-        spec = policy_spec(args.url, args.model, template, args.concurrency)
+        spec = policy_spec(args.url, args.model, template, args.concurrency, args.timeout_s)
         run_scale(args, spec)
         server = f"the server at {args.url}"
     else:
         model_dir = smollm2_dir()
         with transformers_serve(model_dir, Path(args.work).with_suffix(".serve.log")) as url:
-            spec = policy_spec(url, str(model_dir), model_dir, args.concurrency)
+            spec = policy_spec(url, str(model_dir), model_dir, args.concurrency, args.timeout_s)
             run_scale(args, spec)
         import transformers
 

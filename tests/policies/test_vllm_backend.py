@@ -19,7 +19,9 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from rewardlab.cli.main import app
 from rewardlab.compute import Ledger
 from rewardlab.pipelines.scale_job import check_policy
 from rewardlab.policies import vllm_backend as vb
@@ -261,8 +263,16 @@ def test_registered_and_checked_without_an_engine(tiny_llama_dir: Path, tmp_path
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed: the missing-extra error cannot happen")
-def test_without_vllm_the_error_names_the_extra(tiny_llama_dir: Path) -> None:
-    with pytest.raises(vb.VLLMMissingError, match=r"pip install 'rewardlab\[vllm\]'"):
+def test_without_vllm_the_error_names_the_extra(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"pip install 'rewardlab\[vllm\]'"):
         check_policy(f"vllm:model={tiny_llama_dir}")
     with pytest.raises(vb.VLLMMissingError, match=r"rewardlab\[vllm\]"):
         load_policy(f"vllm:model={tiny_llama_dir}", ledger=Ledger(), device="cpu")
+    # the CLI: one line, exit code 2, before any file is made
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(
+        app, ["scale", "--policy", f"vllm:model={tiny_llama_dir}", "--runs-dir", str(runs)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "rewardlab[vllm]" in result.output and "Traceback" not in result.output
+    assert not runs.exists()

@@ -148,16 +148,23 @@ def test_engine_and_encode_arguments_per_vllm_version() -> None:
     assert vp.pooling_task_of({"prompts"}, True) == {}
 
 
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
 def test_spec_is_registered_and_checked(qwen: Any, tmp_path: Path) -> None:
     path, _, _ = qwen
-    assert "vllm-prm" in check_spec(f"vllm-prm:path={path}")
     with pytest.raises(ValueError, match="needs path=DIR"):
         check_spec("vllm-prm")
     with pytest.raises(ValueError, match="not a local model directory"):
         check_spec(f"vllm-prm:path={tmp_path}")
+    if HAS_VLLM:
+        assert "vllm-prm" in check_spec(f"vllm-prm:path={path}")
+    else:  # found before a job starts, not after it sampled everything
+        with pytest.raises(ValueError, match=r"not installed: pip install 'rewardlab\[vllm\]'"):
+            check_spec(f"vllm-prm:path={path}")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")
+@pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed")
 def test_without_vllm_the_error_names_the_extra(qwen: Any) -> None:
     path, _, _ = qwen
     with pytest.raises(ImportError, match=r"rewardlab\[vllm\].*qwen-prm:path=DIR"):

@@ -303,7 +303,10 @@ def check_policy(spec: str) -> None:
         from rewardlab.policies import vllm_backend
 
         vllm_backend.check_model_dir(vllm_backend.parse_spec(rest).model)
-        vllm_backend.check_installed()
+        try:
+            vllm_backend.check_installed()
+        except vllm_backend.VLLMMissingError as err:  # bad input for this machine: one line
+            raise ValueError(f"policy {spec!r}: {err}") from None
         return
     if sep and prefix in BACKENDS:
         if not Path(rest).expanduser().exists():

@@ -202,3 +202,12 @@ def _check_preset_dirs(spec: str, name: str, kwargs: dict[str, Any]) -> None:
                 f"reward {spec!r}: {key}={where} is not a local model directory with a "
                 "config.json (nothing is downloaded)"
             )
+    if name == "vllm-prm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                f"reward {spec!r} runs on vLLM, which is not installed: pip install "
+                "'rewardlab[vllm]' on a machine with a CUDA GPU, or use 'qwen-prm:path=DIR' "
+                "(the same recipe on transformers)"
+            )
