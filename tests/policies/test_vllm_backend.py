@@ -276,3 +276,108 @@ def test_without_vllm_the_error_names_the_extra(tiny_llama_dir: Path, tmp_path: 
     assert result.exit_code == 2, result.output
     assert "rewardlab[vllm]" in result.output and "Traceback" not in result.output
     assert not runs.exists()
+
+
+# -- the class's calls into an engine --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingParams:  # the vllm.SamplingParams fields the backend fills, vLLM's defaults
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = 16
+    seed: int | None = None
+    stop: list[str] | None = None
+    include_stop_str_in_output: bool = False
+    logprobs: int | None = None
+    prompt_logprobs: int | None = None
+
+
+class RecordingEngine:
+    """Stands in for ``vllm.LLM.generate`` to check what the policy sends and how it reads the
+    answer (not vLLM's numbers: those are the device script's). Completion k of a prompt is
+    the text ``f"s{k}"`` (+ the first stop string), one token per character; a prompt seen
+    before reports all but its last token as prefix-cache hits; ``prompt_logprobs`` come from
+    the tiny model's real forward pass."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.calls: list[tuple[list[list[int]], list[SamplingParams]]] = []
+        self.seen: set[tuple[int, ...]] = set()
+
+    def generate(self, prompts: list[dict[str, list[int]]], sps: Any) -> list[RequestOutput]:
+        ids = [p["prompt_token_ids"] for p in prompts]
+        sps = sps if isinstance(sps, list) else [sps] * len(ids)
+        self.calls.append((ids, sps))
+        outs = []
+        for row, sp in zip(ids, sps, strict=True):
+            cached = len(row) - 1 if tuple(row) in self.seen else 0
+            self.seen.add(tuple(row))
+            stop = sp.stop[0] if sp.stop and sp.include_stop_str_in_output else ""
+            comps = []
+            for k in range(sp.n):
+                text = f"s{k}{stop}"
+                tokens = [200 + ord(ch) for ch in text]
+                lps = [-0.5] * len(tokens) if sp.logprobs else None
+                comps.append(_out(k, tokens, lps, text, stop_reason=stop or None))
+            table = _prompt_logprobs_of(self.model, row) if sp.prompt_logprobs else None
+            outs.append(RequestOutput("r", None, row, table, comps[::-1], num_cached_tokens=cached))
+        return outs
+
+
+@pytest.fixture()
+def engine_policy(tiny_llama_dir: Path, tiny_policy: HFPolicy) -> Any:
+    engine = RecordingEngine(tiny_policy.model)
+    ledger = Ledger()
+    config = vb.VLLMConfig(str(tiny_llama_dir), params=1000)
+    policy = vb.VLLMPolicy(config, ledger=ledger, llm=engine, sampling_params=SamplingParams)
+    return policy, engine, ledger
+
+
+def test_sample_sends_token_ids_and_one_seed_per_prompt(
+    engine_policy: Any, tiny_policy: HFPolicy
+) -> None:
+    policy, engine, ledger = engine_policy
+    prompts = [policy.format_prompt(q) for q in ("What is 3 + 4?", "What is 9 - 2?")]
+    assert prompts == [tiny_policy.format_prompt(q) for q in ("What is 3 + 4?", "What is 9 - 2?")]
+    params = Sampling(temperature=0.7, max_new_tokens=32, seed=11)
+    rows = policy.sample(prompts, 3, params)
+    ids, sps = engine.calls[0]
+    assert ids == [tiny_policy._encode(p) for p in prompts]
+    assert [sp.seed for sp in sps] == [vb.request_seed(11, row) for row in ids]
+    assert {(sp.n, sp.temperature, sp.max_tokens, sp.logprobs) for sp in sps} == {(3, 0.7, 32, 1)}
+    assert [[c.text for c in row] for row in rows] == [["s0", "s1", "s2"]] * 2
+    assert ledger.totals().prompt_tokens == 3 * sum(len(r) for r in ids)
+    assert ledger.totals().generated_tokens == 2 * 3 * 2
+    assert ledger.totals().flops == 2 * 1000 * (sum(len(r) for r in ids) + 12)
+
+
+def test_extend_keeps_stops_and_the_prefix_cache_lowers_flops(engine_policy: Any) -> None:
+    policy, engine, ledger = engine_policy
+    prefixes = [policy.format_prompt("What is 3 + 4?")]
+    greedy = Sampling(temperature=0.0, max_new_tokens=8)
+    first = policy.extend(prefixes, greedy, ["\n", ""])
+    assert first[0].text == "s0\n" and first[0].finish_reason == "stop"
+    sp = engine.calls[0][1][0]
+    assert (sp.stop, sp.include_stop_str_in_output) == (["\n"], True)
+    flops_first = ledger.totals().flops
+    policy.extend(prefixes, greedy, ["\n"])  # the same prefix again: served from the cache
+    length = len(engine.calls[0][0][0])
+    assert policy.cached_prompt_tokens == length - 1
+    assert ledger.totals().flops - flops_first == 2 * 1000 * (1 + 3)  # 1 prompt token computed
+
+
+def test_continuation_logprobs_through_the_policy(
+    engine_policy: Any, tiny_policy: HFPolicy
+) -> None:
+    policy, engine, ledger = engine_policy
+    prefixes = [tiny_policy.format_prompt("What is 3 + 4?")]
+    got = policy.continuation_logprobs(prefixes, ["3 + 4 = 7\n"])
+    want = continuation_logprobs(tiny_policy, prefixes, ["3 + 4 = 7\n"])
+    assert got[0] == pytest.approx(want[0], abs=1e-5)
+    sp = engine.calls[0][1][0]
+    assert (sp.prompt_logprobs, sp.max_tokens, sp.temperature) == (1, 1, 0.0)
+    assert ledger.totals().scored_tokens == len(engine.calls[0][0][0])
+    with pytest.raises(ValueError, match="1 prefixes but 2 continuations"):
+        policy.continuation_logprobs(prefixes, ["a", "b"])

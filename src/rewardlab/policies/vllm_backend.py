@@ -513,22 +513,27 @@ class VLLMPolicy:
         config: the model and engine settings (:class:`VLLMConfig`).
         ledger: where each call's tokens and FLOPs are recorded, if given.
         llm: an engine already built (``vllm.LLM``); None builds one from ``config``.
+        sampling_params: the ``SamplingParams`` class (None: vLLM's).
     """
 
     def __init__(
-        self, config: VLLMConfig, *, ledger: Ledger | None = None, llm: Any = None
+        self,
+        config: VLLMConfig,
+        *,
+        ledger: Ledger | None = None,
+        llm: Any = None,
+        sampling_params: Any = None,
     ) -> None:
         directory = check_model_dir(config.model)
         self.config = config
         self.name = config.name or directory.name
         self.params: int = config.params or safetensors_params(directory)
         self.ledger = ledger
-        if llm is None:
+        if llm is None or sampling_params is None:
             vllm = import_vllm()
-            llm = vllm.LLM(**engine_kwargs(config))
-            self._sampling_params: Any = vllm.SamplingParams
-        else:
-            self._sampling_params = import_vllm().SamplingParams
+            llm = llm if llm is not None else vllm.LLM(**engine_kwargs(config))
+            sampling_params = sampling_params or vllm.SamplingParams
+        self._sampling_params: Any = sampling_params
         self.llm = llm
         from transformers import AutoTokenizer
 
