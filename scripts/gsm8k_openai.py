@@ -258,6 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", help="an OpenAI-compatible server already running (its /v1 URL)")
     ap.add_argument("--model", help="with --url: the model name the server serves")
     ap.add_argument("--template", help="with --url: a local tokenizer dir for the chat template")
+    ap.add_argument(
+        "--server-label",
+        help="with --url: how the report names the server (e.g. when a stopped run is "
+        "finished from its store against a port where nothing listens)",
+    )
     args = ap.parse_args(argv)
     if (args.url is None) != (args.model is None):
         ap.error("--url and --model go together")
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         template = Path(args.template) if args.template else None
         spec = policy_spec(args.url, args.model, template, args.concurrency, args.timeout_s)
         run_scale(args, spec)
-        server = f"the server at {args.url}"
+        server = args.server_label or f"the server at {args.url}"
     else:
         model_dir = smollm2_dir()
         with transformers_serve(model_dir, Path(args.work).with_suffix(".serve.log")) as url:
