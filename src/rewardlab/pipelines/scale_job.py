@@ -314,6 +314,15 @@ def check_policy(spec: str) -> None:
 
         parse_spec(rest)
         return
+    if sep and prefix == "vllm":  # the spec, the directory and the extra; no engine starts
+        from rewardlab.policies import vllm_backend
+
+        vllm_backend.check_model_dir(vllm_backend.parse_spec(rest).model)
+        try:
+            vllm_backend.check_installed()
+        except vllm_backend.VLLMMissingError as err:  # bad input for this machine: one line
+            raise ValueError(f"policy {spec!r}: {err}") from None
+        return
     if sep and prefix in BACKENDS:
         if not Path(rest).expanduser().exists():
             raise FileNotFoundError(f"policy {spec!r}: {rest} does not exist")

@@ -7,7 +7,9 @@ A spec is one of:
 - ``"hf:<dir>"`` or a local directory: a transformers model directory;
 - ``"gguf:<file>"`` or a path ending in ``.gguf``: a GGUF file (converted once, then cached);
 - ``"openai:base_url=URL,model=NAME[,key=value...]"``: a model behind an OpenAI-compatible
-  server (:mod:`rewardlab.policies.openai_backend`, ``docs/backends.md``).
+  server (:mod:`rewardlab.policies.openai_backend`, ``docs/backends.md``);
+- ``"vllm:model=DIR[,key=value...]"``: a local model on vLLM's engine in this process, on a GPU
+  (optional extra ``rewardlab[vllm]``; :mod:`rewardlab.policies.vllm_backend`).
 
 >>> load_policy("tiny", device="cpu")  # doctest: +SKIP
 """
@@ -27,6 +29,7 @@ BACKENDS: dict[str, str] = {
     "hf": "rewardlab.policies.hf:HFPolicy.from_dir",
     "gguf": "rewardlab.policies.gguf:load_gguf_policy",
     "openai": "rewardlab.policies.openai_backend:load_openai_policy",
+    "vllm": "rewardlab.policies.vllm_backend:load_vllm_policy",
 }
 BUILTINS: tuple[str, ...] = ("tiny", "smollm2")
 

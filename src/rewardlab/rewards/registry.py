@@ -44,6 +44,8 @@ REWARDS: dict[str, str] = {
     "seqcls-rm": "rewardlab.rewards.presets.outcome:load_seqcls_rm",
     "armorm": "rewardlab.rewards.presets.outcome:load_armorm",
     "eurus-prm": "rewardlab.rewards.presets.eurus:load_eurus_prm",
+    # Qwen2.5-Math-PRM's recipe on vLLM's pooling engine (GPU, optional extra rewardlab[vllm])
+    "vllm-prm": "rewardlab.rewards.presets.vllm_prm:load_vllm_prm",
     "dpo-implicit": "rewardlab.rewards.dpo_implicit:load_dpo_implicit",
     "vpl": "rewardlab.rewards.pref_models:load_vpl",
     "hrm": "rewardlab.rewards.hrm:load_hrm",
@@ -199,4 +201,13 @@ def _check_preset_dirs(spec: str, name: str, kwargs: dict[str, Any]) -> None:
             raise ValueError(
                 f"reward {spec!r}: {key}={where} is not a local model directory with a "
                 "config.json (nothing is downloaded)"
+            )
+    if name == "vllm-prm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                f"reward {spec!r} runs on vLLM, which is not installed: pip install "
+                "'rewardlab[vllm]' on a machine with a CUDA GPU, or use 'qwen-prm:path=DIR' "
+                "(the same recipe on transformers)"
             )
