@@ -114,7 +114,7 @@ def build_labeler(cfg: LabelConfig, estimator: RolloutEstimator) -> Labeler:
     return BUILDERS[cfg.method](cfg, estimator, estimator.task)
 
 
-def _null_progress(_: str, __: int) -> AbstractContextManager[Callable[[int, int], None]]:
+def null_progress(_: str, __: int) -> AbstractContextManager[Callable[[int, int], None]]:
     return nullcontext(lambda done, total: None)
 
 
@@ -139,7 +139,7 @@ def run_label(
     from rewardlab.tasks.registry import load_task
     from rewardlab.types import Sampling
 
-    bar = progress or _null_progress
+    bar = progress or null_progress
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
     task, problems = load_task(cfg.task, cfg.problems, seed=cfg.seed, n_ops=cfg.difficulty)

@@ -45,12 +45,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from rewardlab.label.base import StepLabels, labels_from_first_error
+from rewardlab.label.job import ProgressFactory, null_progress
 from rewardlab.label.mutation import Mutant, mutants
 from rewardlab.store import Store, run_store, work_digest
 from rewardlab.types import Candidate, Problem, Score
@@ -58,7 +58,6 @@ from rewardlab.types import Candidate, Problem, Score
 LABELER = "prlcoder"
 Judge = Callable[[Sequence[Problem], Sequence[str]], list[Score]]
 Survivors = Literal["positive", "drop"]
-ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[int, int], None]]]
 
 
 def program_steps(program: str) -> tuple[tuple[str, ...], dict[int, int]]:
@@ -306,10 +305,6 @@ def stored_judge(
     return judge
 
 
-def _null_progress(_: str, __: int) -> AbstractContextManager[Callable[[int, int], None]]:
-    return nullcontext(lambda done, total: None)
-
-
 def run_prlcoder(
     cfg: PRLCoderConfig,
     out: Path,
@@ -319,7 +314,7 @@ def run_prlcoder(
     """Label, and write ``labels.jsonl``, ``summary.json`` and ``report.md`` to ``out``;
     verdicts live in the run's store (``out/pool.sqlite`` unless ``store_at`` names another,
     see :func:`rewardlab.store.run_store`), so a rerun judges only what is missing."""
-    bar = progress or _null_progress
+    bar = progress or null_progress
     started = time.time()
     problems = load_code_problems(cfg.task, cfg.problems)
     out.mkdir(parents=True, exist_ok=True)

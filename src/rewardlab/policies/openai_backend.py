@@ -514,7 +514,7 @@ class OpenAIPolicy:
         """``n`` completions per prompt, in prompt order."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        _check_prompts(prompts)
+        check_prompts(prompts)
         return self._generate(prompts, n, params, ())
 
     def extend(
@@ -526,7 +526,7 @@ class OpenAIPolicy:
                 "extend needs /v1/completions (a chat turn cannot continue a given prefix); "
                 f"policy {self.name!r} uses endpoint=chat. Use a server with /v1/completions"
             )
-        _check_prompts(prefixes)
+        check_prompts(prefixes)
         stops = tuple(s for s in stop if s)
         rows = self._generate(prefixes, 1, params, stops)
         return [r[0] for r in rows]
@@ -839,7 +839,9 @@ def _offsets(tokens: Sequence[str]) -> list[int]:
     return out
 
 
-def _check_prompts(prompts: Sequence[str]) -> None:
+def check_prompts(prompts: Sequence[str]) -> None:
+    """Every prompt a non-empty ``str`` (TypeError / ValueError naming its position); the
+    remote backends (``openai``, ``vllm``) check their inputs with it before any request."""
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
             raise TypeError(f"prompt {i} is {type(p).__name__}, not str")

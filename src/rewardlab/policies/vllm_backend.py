@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.compute import Ledger, forward_flops
-from rewardlab.policies.openai_backend import parse_count
+from rewardlab.policies.openai_backend import check_prompts, parse_count
 from rewardlab.policies.prompts import plain_prompt
 from rewardlab.types import Completion, Sampling
 
@@ -585,7 +585,7 @@ class VLLMPolicy:
         from ``prompt_logprobs`` (one generated token, ignored); recorded as scored tokens."""
         if len(prefixes) != len(continuations):
             raise ValueError(f"{len(prefixes)} prefixes but {len(continuations)} continuations")
-        _check_texts(prefixes)
+        check_prompts(prefixes)
         splits = [
             split_continuation(self.tokenizer, p, c)
             for p, c in zip(prefixes, continuations, strict=True)
@@ -609,7 +609,7 @@ class VLLMPolicy:
     def _generate(
         self, texts: Sequence[str], n: int, params: Sampling, stops: tuple[str, ...]
     ) -> list[list[Completion]]:
-        _check_texts(texts)
+        check_prompts(texts)
         ids = [encode_prompt(self.tokenizer, t) for t in texts]
         sps = [
             self._sampling_params(
@@ -636,14 +636,6 @@ class VLLMPolicy:
                 ),
             )
         return rows
-
-
-def _check_texts(texts: Sequence[str]) -> None:
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"prompt {i} is {type(t).__name__}, not str")
-        if not t:
-            raise ValueError(f"prompt {i} is empty: nothing to continue from")
 
 
 def load_vllm_policy(spec: str, **kwargs: Any) -> VLLMPolicy:
